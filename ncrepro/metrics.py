@@ -1,0 +1,191 @@
+"""Neural collapse metrics NC1-NC4 (Papyan, Han & Donoho 2020) with the conventions of
+Zhou et al., NeurIPS 2022 (official ``evaluate.py``), pinned here:
+
+* ``Sigma_W = 1/N sum_k sum_i (h_ki - mu_k)(h_ki - mu_k)^T`` (divisor N, all samples);
+* ``Sigma_B = 1/K sum_k (mu_k - mu_G)(mu_k - mu_G)^T`` with ``mu_G`` the mean of all samples;
+* ``NC1 = tr(Sigma_W Sigma_B^+) / K`` with the Moore-Penrose pseudo-inverse;
+* ``NC2 = || Wc Wc^T / ||Wc Wc^T||_F - (I - 11^T/K) / sqrt(K-1) ||_F``, ``Wc`` = W minus its mean row;
+* ``NC3`` = the same form with ``Wc M``, ``M = [mu_k - mu_G]`` (d x K);
+* ``NC4`` = fraction of samples whose prediction ``argmax(W h + b)`` differs from the nearest
+  class mean (Papyan et al.), not the official plots' bias panel, which is ``bias_gap``;
+* ``bias_gap = ||W mu_G + b||`` (only when ``b`` is given).
+
+Nothing here forms a d x d matrix. ``Sigma_B = M M^T / K`` has rank at most K-1, so with the
+thin SVD ``M = U S V^T`` (rank r), ``tr(Sigma_W Sigma_B^+) = K sum_j (u_j^T Sigma_W u_j) / s_j^2``
+and ``u_j^T Sigma_W u_j`` is the mean squared projection of the centred features on ``u_j``.
+That is O(N d K) work instead of O(N d^2 + d^3). All reductions are accumulated in float64.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["nc_metrics", "NCMetricsAccumulator", "simplex_etf_distance"]
+
+_CHUNK = 8192
+
+
+def _as_tensor(x: Any, name: str) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x.detach()
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(x))
+    raise ValueError(f"{name} must be a NumPy array or a torch tensor, got {type(x).__name__}")
+
+
+def _check_finite(x: torch.Tensor, name: str) -> None:
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or infinite values")
+
+
+def _check_inputs(H, labels, W, b):
+    H = _as_tensor(H, "H")
+    labels = _as_tensor(labels, "labels")
+    W = _as_tensor(W, "W")
+    if H.dim() != 2:
+        raise ValueError(f"H must have shape (N, d), got {tuple(H.shape)}")
+    if W.dim() != 2:
+        raise ValueError(f"W must have shape (K, d), got {tuple(W.shape)}")
+    K, d = W.shape
+    if H.shape[1] != d:
+        raise ValueError(f"H has feature dimension {H.shape[1]} but W has {d} columns")
+    if labels.dim() != 1 or labels.shape[0] != H.shape[0]:
+        raise ValueError(f"labels must have shape ({H.shape[0]},), got {tuple(labels.shape)}")
+    if labels.is_floating_point() or labels.dtype == torch.bool:
+        raise ValueError(f"labels must be integer class indices, got dtype {labels.dtype}")
+    if K < 2:
+        raise ValueError(f"need at least 2 classes, W has K={K} rows")
+    if b is not None:
+        b = _as_tensor(b, "b")
+        if b.shape != (K,):
+            raise ValueError(f"b must have shape ({K},), got {tuple(b.shape)}")
+        _check_finite(b, "b")
+    _check_finite(H, "H")
+    _check_finite(W, "W")
+    if labels.numel():
+        lo, hi = int(labels.min()), int(labels.max())
+        if lo < 0 or hi >= K:
+            raise ValueError(f"label {lo if lo < 0 else hi} is outside [0, {K}) for K={K} classes")
+    device = H.device
+    return H, labels.to(device).long(), W.to(device), (None if b is None else b.to(device))
+
+
+def simplex_etf_distance(G: torch.Tensor) -> float:
+    """``|| G/||G||_F - (I - 11^T/K)/sqrt(K-1) ||_F`` for a K x K matrix G (0 for a simplex ETF)."""
+    K = G.shape[0]
+    G = G.double()
+    norm = torch.linalg.matrix_norm(G)
+    if norm == 0:
+        return float("nan")
+    etf = (torch.eye(K, dtype=G.dtype, device=G.device) - 1.0 / K) / math.sqrt(K - 1)
+    return float(torch.linalg.matrix_norm(G / norm - etf))
+
+
+def _class_statistics(H: torch.Tensor, labels: torch.Tensor, K: int):
+    """Class counts and float64 class means, chunked so H is never copied whole to float64."""
+    d = H.shape[1]
+    counts = torch.bincount(labels, minlength=K).double()
+    sums = torch.zeros(K, d, dtype=torch.float64, device=H.device)
+    for start in range(0, H.shape[0], _CHUNK):
+        sums.index_add_(0, labels[start:start + _CHUNK], H[start:start + _CHUNK].double())
+    return counts, sums
+
+
+def _metrics_from_statistics(H, labels, W, b, counts, sums) -> dict[str, float]:
+    K, d = W.shape
+    empty = torch.nonzero(counts == 0).flatten().tolist()
+    if empty:
+        raise ValueError(f"class {empty[0]} has no sample (classes without samples: {empty})")
+    N = float(counts.sum())
+    means = sums / counts[:, None]                      # (K, d)
+    global_mean = sums.sum(0) / N                       # (d,)
+    M = (means - global_mean).T                         # (d, K)
+
+    # Between-class directions: thin SVD of M, rank cut as numpy.linalg.matrix_rank does.
+    U, S, _ = torch.linalg.svd(M, full_matrices=False)
+    tol = S.max() * max(d, K) * torch.finfo(torch.float64).eps
+    rank = int((S > tol).sum())
+    U, S = U[:, :rank], S[:rank]
+
+    projected_sq = torch.zeros(rank, dtype=torch.float64, device=H.device)
+    W64 = W.double()
+    b64 = None if b is None else b.double()
+    mean_sq = (means ** 2).sum(1)
+    disagree = 0
+    for start in range(0, H.shape[0], _CHUNK):
+        h = H[start:start + _CHUNK].double()
+        y = labels[start:start + _CHUNK]
+        centred = h - means[y]
+        projected_sq += ((centred @ U) ** 2).sum(0)
+        logits = h @ W64.T
+        if b64 is not None:
+            logits = logits + b64
+        nearest = (mean_sq[None, :] - 2.0 * h @ means.T).argmin(1)
+        disagree += int((logits.argmax(1) != nearest).sum())
+    # NC1 = tr(Sigma_W Sigma_B^+)/K and Sigma_B^+ = K U S^-2 U^T, so the K's cancel.
+    nc1 = float(((projected_sq / N) / S ** 2).sum()) if rank else float("nan")
+
+    Wc = W64 - W64.mean(0, keepdim=True)
+    out = {
+        "nc1": nc1,
+        "nc2": simplex_etf_distance(Wc @ Wc.T),
+        "nc3": simplex_etf_distance(Wc @ M),
+        "nc4": disagree / N,
+    }
+    if b64 is not None:
+        out["bias_gap"] = float(torch.linalg.vector_norm(W64 @ global_mean + b64))
+    return out
+
+
+def nc_metrics(H, labels, W, b=None) -> dict[str, float]:
+    """Neural collapse metrics of features ``H`` (N, d), labels (N,), classifier ``W`` (K, d), ``b`` (K,).
+
+    Accepts NumPy arrays or torch tensors (CPU or CUDA; computed on H's device).
+    Returns ``{"nc1", "nc2", "nc3", "nc4"}`` and ``"bias_gap"`` when ``b`` is given; see the
+    module docstring for the exact definitions.
+
+    Raises:
+        ValueError: mismatched shapes, non-finite values, labels outside [0, K), a class with
+            no sample.
+    """
+    H, labels, W, b = _check_inputs(H, labels, W, b)
+    counts, sums = _class_statistics(H, labels, W.shape[0])
+    return _metrics_from_statistics(H, labels, W, b, counts, sums)
+
+
+class NCMetricsAccumulator:
+    """The streaming form of :func:`nc_metrics`: feed feature batches during one pass over a
+    dataset, then call :meth:`compute`.
+
+    NC1 needs the class means before the within-class scatter, and NC4 needs them before the
+    nearest-mean rule, so both need a second look at the features. Rather than a second
+    forward pass over the data, the batches are kept (on their own device, in their own
+    dtype: N x d values) and :meth:`compute` runs exactly the code path of
+    :func:`nc_metrics`, so the numbers are identical. Inputs are checked batch by batch.
+    """
+
+    def __init__(self, W, b=None) -> None:
+        self.W = _as_tensor(W, "W")
+        self.b = None if b is None else _as_tensor(b, "b")
+        self._features: list[torch.Tensor] = []
+        self._labels: list[torch.Tensor] = []
+
+    def update(self, H_batch, labels_batch) -> None:
+        H_batch, labels_batch, _, _ = _check_inputs(H_batch, labels_batch, self.W, None)
+        self._features.append(H_batch)
+        self._labels.append(labels_batch)
+
+    @property
+    def num_samples(self) -> int:
+        return sum(h.shape[0] for h in self._features)
+
+    def compute(self) -> dict[str, float]:
+        if not self._features:
+            raise ValueError("no features were added before compute()")
+        H = torch.cat(self._features)
+        labels = torch.cat(self._labels)
+        return nc_metrics(H, labels, self.W, self.b)

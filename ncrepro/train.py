@@ -1,0 +1,404 @@
+"""Train a CIFAR network with any of the four losses and measure neural collapse every epoch.
+
+The paper's recipe is the default (Zhou et al., NeurIPS 2022, official ``nc_loss`` code): SGD
+with lr 0.1, momentum 0.9, weight decay 5e-4 on all parameters, gradient norm clipped at 2,
+batch 128, lr x0.1 after 3/7 and 5/7 of the epochs. Unlike the official code, the decay
+happens *after* those epochs (the official scheduler is stepped at the start of each epoch, so
+each decay comes one epoch early), NC is measured on clean training images by default, NC4 is
+the nearest-class-centre disagreement, and CPU runs are bit-for-bit reproducible, including
+across ``--resume``.
+
+Command line::
+
+    python -m ncrepro.train --loss ls --alpha 0.1 --arch resnet18 --width 0.25 --epochs 30 \
+        --data ../shared/datasets/cifar10-jpeg --train-subset 2000 --out data/results/run.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import _io
+from .data import DataSplits, augment_batch, load_dataset, make_splits, normalize_batch
+from .losses import check_loss_name, get_loss
+from .losses._validation import check_alpha, check_gamma, check_scale
+from .metrics import NCMetricsAccumulator
+from .models import ARCHITECTURES, build_model
+
+__all__ = ["TrainConfig", "train", "lr_at_epoch", "checkpoint_path", "main"]
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a run; all of it is written into the result's ``config``."""
+
+    data: str = "../shared/datasets/cifar10-jpeg"
+    loss: str = "ce"
+    alpha: float = 0.1
+    gamma: float = 3.0
+    mse_scale: float = 15.0
+    loss_scale: str = "mean"          # "mean" over the batch, or "official": the paper's batch sum
+    arch: str = "resnet18"
+    width: float = 1.0
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    grad_clip: float = 2.0
+    seed: int = 0
+    train_subset: int | None = None
+    val_subset: int | None = None
+    test_subset: int | None = None
+    eval_every: int = 1
+    nc_features: str = "clean"        # or "augmented", as the official evaluation measured
+    augment: bool = True              # random crop + flip; off only for small CPU protocols
+    device: str = "auto"
+    download: bool = False
+
+    def validate(self) -> "TrainConfig":
+        check_loss_name(self.loss)
+        check_alpha(self.alpha)
+        check_gamma(self.gamma)
+        check_scale(self.mse_scale)
+        if self.loss_scale not in ("mean", "official"):
+            raise ValueError(f"loss_scale must be 'mean' or 'official', got {self.loss_scale!r}")
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {self.arch!r}; choose one of {list(ARCHITECTURES)}")
+        if not (self.width > 0 and math.isfinite(self.width)):
+            raise ValueError(f"width must be a positive number, got {self.width}")
+        for name in ("epochs", "batch_size", "eval_every"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+        for name in ("lr", "grad_clip"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
+        if not (self.weight_decay >= 0 and 0 <= self.momentum < 1):
+            raise ValueError("weight-decay must be >= 0 and momentum in [0, 1)")
+        if self.nc_features not in ("clean", "augmented"):
+            raise ValueError(f"nc_features must be 'clean' or 'augmented', got {self.nc_features!r}")
+        return self
+
+    def loss_params(self) -> dict[str, float]:
+        return {"ce": {}, "ls": {"alpha": self.alpha}, "fl": {"gamma": self.gamma},
+                "mse": {"scale": self.mse_scale}}[self.loss]
+
+    def public(self) -> dict:
+        """The config as stored: the loss's own hyperparameter only, to keep results unambiguous."""
+        out = dataclasses.asdict(self)
+        for key, loss in (("alpha", "ls"), ("gamma", "fl"), ("mse_scale", "mse")):
+            if self.loss != loss:
+                out[key] = None
+        return out
+
+
+def lr_at_epoch(epoch: int, config: TrainConfig) -> float:
+    """Learning rate of 0-based ``epoch``: x0.1 once ``3/7`` and again once ``5/7`` of the epochs are done."""
+    milestones = (config.epochs * 3 // 7, config.epochs * 5 // 7)
+    return config.lr * 0.1 ** sum(epoch >= m for m in milestones if m > 0)
+
+
+def checkpoint_path(out: str | Path) -> Path:
+    out = Path(out)
+    return out.with_name(out.stem + ".ckpt.pt")
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+def _epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Generator:
+    # One generator per (seed, epoch): an epoch's shuffle and augmentation do not depend on
+    # what ran before it, which is what makes --resume exact.
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed * 1_000_003 + epoch)
+    return gen
+
+
+class _Trainer:
+    def __init__(self, config: TrainConfig, splits: DataSplits, device: torch.device) -> None:
+        self.config = config
+        self.device = device
+        self.cuda = device.type == "cuda"
+        self.num_classes = splits.num_classes
+        # The whole dataset lives on the training device as uint8 and is augmented there.
+        self.train_x = torch.from_numpy(splits.train.images).to(device)
+        self.train_y = torch.from_numpy(splits.train.labels).to(device)
+        self.val = (torch.from_numpy(splits.val.images).to(device), torch.from_numpy(splits.val.labels).to(device))
+        self.test = (torch.from_numpy(splits.test.images).to(device), torch.from_numpy(splits.test.labels).to(device))
+        torch.manual_seed(config.seed)
+        self.model = build_model(config.arch, num_classes=self.num_classes, width=config.width).to(device)
+        self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr, momentum=config.momentum,
+                                         weight_decay=config.weight_decay)
+        # Labels were checked once when the data loaded, so skip the per-step device sync.
+        reduction = "sum" if config.loss_scale == "official" else "mean"
+        self.loss_fn = get_loss(config.loss, reduction=reduction, validate_targets=False, **config.loss_params())
+        # The official MSE is the batch sum of ||z - M e_y||^2: twice our 1/2-weighted sum.
+        self.loss_factor = 2.0 if (config.loss_scale == "official" and config.loss == "mse") else 1.0
+        self.per_sample_loss = get_loss(config.loss, reduction="none", validate_targets=False, **config.loss_params())
+
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda)
+
+    def train_epoch(self, epoch: int, progress: bool) -> dict:
+        cfg = self.config
+        lr = lr_at_epoch(epoch, cfg)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.model.train()
+        gen = _epoch_generator(cfg.seed, epoch, self.device)
+        n = len(self.train_y)
+        order = torch.randperm(n, generator=gen, device=self.device)
+        total_loss = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        batches = range(0, n, cfg.batch_size)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+            bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, unit="batch")
+            batches = bar
+        for i, start in enumerate(batches):
+            idx = order[start:start + cfg.batch_size]
+            x = self.train_x[idx]
+            x = normalize_batch(augment_batch(x, gen) if cfg.augment else x)
+            y = self.train_y[idx]
+            with self._autocast():
+                logits = self.model(x)
+            logits = logits.float()
+            loss = self.loss_fn(logits, y) * self.loss_factor
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            self.optimizer.step()
+            with torch.no_grad():
+                total_loss += self.per_sample_loss(logits.detach(), y).double().sum()
+                correct += (logits.argmax(1) == y).sum()
+            if bar is not None and (i % 10 == 0 or start + cfg.batch_size >= n):
+                seen = min(start + cfg.batch_size, n)
+                bar.set_postfix(loss=f"{float(total_loss) / seen:.4f}", acc=f"{float(correct) / seen:.3f}")
+        if bar is not None:
+            bar.close()
+        train_loss = float(total_loss) / n
+        if not math.isfinite(train_loss):
+            raise FloatingPointError(f"training loss became {train_loss} in epoch {epoch + 1}")
+        return {"lr": lr, "train_loss": train_loss, "train_acc": float(correct) / n}
+
+    @torch.no_grad()
+    def _predict(self, images: torch.Tensor, labels: torch.Tensor, accumulator=None, generator=None):
+        self.model.eval()
+        correct = 0
+        for start in range(0, len(labels), 500):
+            x = images[start:start + 500]
+            x = normalize_batch(augment_batch(x, generator) if generator is not None else x)
+            with self._autocast():
+                h, logits = self.model.forward_with_features(x)
+            y = labels[start:start + 500]
+            correct += int((logits.argmax(1) == y).sum())
+            if accumulator is not None:
+                accumulator.update(h.float(), y)
+        return correct / len(labels)
+
+    def evaluate(self, epoch: int) -> dict:
+        fc = self.model.classifier
+        acc = NCMetricsAccumulator(fc.weight.detach().float(), fc.bias.detach().float())
+        gen = None
+        if self.config.nc_features == "augmented":
+            gen = _epoch_generator(self.config.seed + 7_919, epoch, self.device)
+        nc_train_acc = self._predict(self.train_x, self.train_y, acc, gen)
+        out = {"val_acc": self._predict(*self.val), "test_acc": self._predict(*self.test)}
+        out["clean_train_acc" if gen is None else "augmented_eval_train_acc"] = nc_train_acc
+        out.update(acc.compute())
+        return out
+
+
+def _load_checkpoint(path: Path, config: TrainConfig) -> dict | None:
+    if not path.exists():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    saved = dict(state["config"])
+    current = config.public()
+    saved.pop("device", None)
+    current.pop("device", None)
+    if saved != current:
+        diff = sorted(k for k in current if saved.get(k) != current.get(k))
+        raise ValueError(f"{path}: checkpoint was written with different settings ({', '.join(diff)}); "
+                         f"delete it or rerun with the same settings")
+    return state
+
+
+def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = False, progress: bool = True,
+          splits: DataSplits | None = None, log=print) -> dict:
+    """Train as ``config`` says; return the result dict (and write it to ``out`` when given).
+
+    A checkpoint ``<out stem>.ckpt.pt`` is written atomically after every epoch; with
+    ``resume=True`` training continues from it and ends with the numbers an uninterrupted run
+    gives (on the CPU, with the same seed). The result JSON is written only when training ends.
+    """
+    config.validate()
+    _io.git_commit()  # pin provenance to the code as it was when training started
+    device = _resolve_device(config.device)
+    if splits is None:
+        train_set, test_set, desc = load_dataset(config.data, download=config.download)
+        splits = make_splits(train_set, test_set, desc, train_subset=config.train_subset,
+                             val_subset=config.val_subset, test_subset=config.test_subset)
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True)
+    else:
+        torch.backends.cudnn.benchmark = True  # fast, and says so: GPU runs are not bit-reproducible
+    trainer = _Trainer(config, splits, device)
+    ckpt = checkpoint_path(out) if out is not None else None
+    history: list[dict] = []
+    elapsed = 0.0
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    state = _load_checkpoint(ckpt, config) if (resume and ckpt is not None) else None
+    if state is not None:
+        trainer.model.load_state_dict(state["model"])
+        trainer.optimizer.load_state_dict(state["optimizer"])
+        history, elapsed, started = list(state["history"]), float(state["elapsed"]), state["started"]
+        log(f"resuming {ckpt} after epoch {len(history)}/{config.epochs}")
+    for epoch in range(len(history), config.epochs):
+        t0 = time.perf_counter()
+        record = {"epoch": epoch + 1, **trainer.train_epoch(epoch, progress)}
+        evaluate = (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs
+        metrics = trainer.evaluate(epoch) if evaluate else {}
+        for key in ("val_acc", "test_acc", "nc1", "nc2", "nc3", "nc4", "bias_gap"):
+            record[key] = metrics.pop(key, None)
+        record.update(metrics)
+        record["seconds"] = time.perf_counter() - t0
+        elapsed += record["seconds"]
+        history.append(record)
+        if progress or log is not print:
+            log(_format_epoch(record, config.epochs))
+        if ckpt is not None:
+            _io.atomic_torch_save({"config": config.public(), "model": trainer.model.state_dict(),
+                                   "optimizer": trainer.optimizer.state_dict(), "history": history,
+                                   "elapsed": elapsed, "started": started}, ckpt)
+    result = _result(config, splits, device, history, started, elapsed)
+    if out is not None:
+        _io.atomic_write_json(out, result)
+    return result
+
+
+def _format_epoch(r: dict, epochs: int) -> str:
+    parts = [f"epoch {r['epoch']}/{epochs}", f"lr {r['lr']:.4g}", f"loss {r['train_loss']:.4f}",
+             f"train {r['train_acc']:.3f}"]
+    if r["val_acc"] is not None:
+        parts += [f"val {r['val_acc']:.3f}", f"test {r['test_acc']:.3f}", f"NC1 {r['nc1']:.3g}",
+                  f"NC2 {r['nc2']:.3g}", f"NC3 {r['nc3']:.3g}", f"NC4 {r['nc4']:.3g}"]
+    return "  ".join(parts) + f"  ({r['seconds']:.1f}s)"
+
+
+def _result(config, splits, device, history, started, elapsed) -> dict:
+    evaluated = [r for r in history if r["val_acc"] is not None]
+    best = max(evaluated, key=lambda r: (r["val_acc"], r["epoch"]))
+    last = history[-1]
+    return {
+        "config": config.public(),
+        "provenance": {
+            "git_commit": _io.git_commit(),
+            "torch": torch.__version__,
+            "device": _io.device_description(device),
+            "started": started,
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "wall_seconds": round(elapsed, 2),
+            "dataset": splits.description,
+            "python": sys.version.split()[0],
+            "numpy": np.__version__,
+        },
+        "summary": {
+            "final_train_acc": last["train_acc"],
+            "final_clean_train_acc": last.get("clean_train_acc"),
+            "final_test_acc": last["test_acc"],
+            "best_val_epoch": best["epoch"],
+            "best_val_acc": best["val_acc"],
+            "test_acc_at_best_val": best["test_acc"],
+            "final_nc": {k: last[k] for k in ("nc1", "nc2", "nc3", "nc4", "bias_gap")},
+        },
+        "epochs": history,
+    }
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str):  # one clear line, not the usage block
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _optional_int(text: str) -> int | None:
+    return None if text.lower() in ("none", "0", "") else int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _OneLineParser(prog="python -m ncrepro.train", description=__doc__.split("\n\n")[0],
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    d = TrainConfig()
+    p.add_argument("--loss", choices=["ce", "ls", "fl", "mse"], default=d.loss)
+    p.add_argument("--alpha", type=float, default=d.alpha, help="label smoothing, in [0, 1)")
+    p.add_argument("--gamma", type=float, default=d.gamma, help="focal loss exponent, >= 0")
+    p.add_argument("--mse-scale", type=float, default=d.mse_scale, help="MSE target scale M > 0")
+    p.add_argument("--loss-scale", choices=["mean", "official"], default=d.loss_scale,
+                   help="mean over the batch, or the official code's batch sum")
+    p.add_argument("--arch", choices=list(ARCHITECTURES), default=d.arch)
+    p.add_argument("--width", type=float, default=d.width)
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--momentum", type=float, default=d.momentum)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--grad-clip", type=float, default=d.grad_clip)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--data", default=d.data, help="torchvision CIFAR root (or cifar10:/cifar100:<root>) or ImageFolder tree")
+    p.add_argument("--download", action="store_true", help="let torchvision download CIFAR (needs internet)")
+    p.add_argument("--train-subset", type=_optional_int, default=None, help="class-balanced training subset size")
+    p.add_argument("--val-subset", type=_optional_int, default=None)
+    p.add_argument("--test-subset", type=_optional_int, default=None)
+    p.add_argument("--eval-every", type=int, default=d.eval_every, help="evaluate (val, test, NC) every k epochs")
+    p.add_argument("--no-augment", dest="augment", action="store_false",
+                   help="train without random crop and flip (the paper augments; see the book)")
+    p.add_argument("--nc-features", choices=["clean", "augmented"], default=d.nc_features)
+    p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--out", required=True, help="result JSON; the checkpoint lives beside it")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint beside --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args).validate()
+        if not str(args.out).endswith(".json"):
+            raise ValueError(f"--out must name a .json result file, got {args.out}")
+        train(config, args.out, resume=args.resume, progress=not args.no_progress, log=lambda m: print(m, flush=True))
+    except (ValueError, FloatingPointError) as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted; rerun with --resume to continue", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

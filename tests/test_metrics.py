@@ -1,0 +1,137 @@
+import numpy as np
+import pytest
+import torch
+
+from ncrepro.metrics import NCMetricsAccumulator, nc_metrics, simplex_etf_distance
+
+
+def textbook_nc(H, labels, W, b):
+    """The straightforward computation: d x d covariances and a pseudo-inverse (float64)."""
+    H, W = H.astype(np.float64), W.astype(np.float64)
+    K = W.shape[0]
+    mu_G = H.mean(0)
+    means = np.stack([H[labels == k].mean(0) for k in range(K)])
+    centred = H - means[labels]
+    Sw = centred.T @ centred / len(H)
+    M = (means - mu_G).T
+    Sb = M @ M.T / K
+    nc1 = np.trace(Sw @ np.linalg.pinv(Sb, rcond=1e-10, hermitian=True)) / K
+    etf = (np.eye(K) - 1 / K) / np.sqrt(K - 1)
+    Wc = W - W.mean(0)
+
+    def dist(G):
+        return np.linalg.norm(G / np.linalg.norm(G) - etf)
+
+    logits = H @ W.T + b
+    nearest = ((H[:, None, :] - means[None]) ** 2).sum(-1).argmin(1)
+    return {"nc1": nc1, "nc2": dist(Wc @ Wc.T), "nc3": dist(Wc @ M), "nc4": np.mean(logits.argmax(1) != nearest),
+            "bias_gap": np.linalg.norm(W @ mu_G + b)}
+
+
+def random_problem(rng, N=300, d=20, K=5, spread=1.0):
+    labels = np.arange(N) % K
+    centres = rng.normal(size=(K, d)) * 3
+    H = centres[labels] + spread * rng.normal(size=(N, d))
+    W = rng.normal(size=(K, d))
+    b = rng.normal(size=K)
+    return H, labels, W, b
+
+
+def test_matches_textbook(rng):
+    H, labels, W, b = random_problem(rng)
+    ours = nc_metrics(H, labels, W, b)
+    ref = textbook_nc(H, labels, W, b)
+    for key in ref:
+        assert ours[key] == pytest.approx(ref[key], rel=1e-9, abs=1e-12), key
+
+
+def test_matches_textbook_unbalanced_and_d_below_K(rng):
+    labels = np.array([0] * 50 + [1] * 7 + [2] * 20 + [3] * 3)
+    H = rng.normal(size=(len(labels), 2)) + labels[:, None]
+    W, b = rng.normal(size=(4, 2)), rng.normal(size=4)
+    ours, ref = nc_metrics(H, labels, W, b), textbook_nc(H, labels, W, b)
+    for key in ref:
+        assert ours[key] == pytest.approx(ref[key], rel=1e-9), key
+
+
+def simplex_etf(K, d, rng, scale=2.0):
+    Q, _ = np.linalg.qr(rng.normal(size=(d, K)))
+    return scale * np.sqrt(K / (K - 1)) * (np.eye(K) - 1 / K) @ Q.T  # (K, d), rows an ETF
+
+
+def test_perfect_collapse_is_zero(rng):
+    K, d, n = 4, 6, 10
+    W = simplex_etf(K, d, rng)
+    labels = np.repeat(np.arange(K), n)
+    H = 0.7 * W[labels]  # features equal to a multiple of their classifier row: NC1-NC3 all zero
+    m = nc_metrics(H, labels, W, np.zeros(K))
+    assert m["nc1"] < 1e-25
+    assert m["nc2"] < 1e-12 and m["nc3"] < 1e-12
+    assert m["nc4"] == 0.0 and m["bias_gap"] < 1e-12
+
+
+def test_nc1_closed_form(rng):
+    # Two classes at +-e1, within-class noise only along e1 with variance s2: NC1 = s2 / 1 / K ...
+    # Sigma_B = e1 e1^T (means +-1, K=2), Sigma_W = s2 e1 e1^T (+ 0 elsewhere), so NC1 = s2 / 2.
+    n, s = 1000, 0.3
+    noise = np.tile([-s, s], n // 2)
+    H = np.zeros((2 * n, 3))
+    labels = np.repeat([0, 1], n)
+    H[:, 0] = np.where(labels == 0, -1.0, 1.0) + np.concatenate([noise, noise])
+    m = nc_metrics(H, labels, np.eye(3)[:2])
+    assert m["nc1"] == pytest.approx(s ** 2 / 2, rel=1e-12)
+
+
+def test_nc2_of_identity_classifier():
+    # Centred identity rows are exactly a simplex ETF.
+    assert simplex_etf_distance(torch.eye(5) - 0.2) == pytest.approx(0.0, abs=1e-12)
+    assert nc_metrics(np.eye(5), np.arange(5), np.eye(5))["nc2"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_accepts_torch_and_float32(rng):
+    H, labels, W, b = random_problem(rng)
+    a = nc_metrics(H, labels, W, b)
+    t = nc_metrics(torch.tensor(H, dtype=torch.float32), torch.tensor(labels), torch.tensor(W, dtype=torch.float32),
+                   torch.tensor(b, dtype=torch.float32))
+    for key in a:
+        assert t[key] == pytest.approx(a[key], rel=1e-5, abs=1e-6)
+
+
+def test_streaming_equals_batch(rng):
+    H, labels, W, b = random_problem(rng, N=1000)
+    acc = NCMetricsAccumulator(W, b)
+    for start in range(0, 1000, 128):
+        acc.update(H[start:start + 128], labels[start:start + 128])
+    assert acc.num_samples == 1000
+    assert acc.compute() == nc_metrics(H, labels, W, b)
+
+
+def test_no_bias_means_no_bias_gap(rng):
+    H, labels, W, _ = random_problem(rng)
+    assert "bias_gap" not in nc_metrics(H, labels, W)
+
+
+def test_bad_inputs(rng):
+    H, labels, W, b = random_problem(rng, K=5)
+    with pytest.raises(ValueError, match="class 3 has no sample"):
+        nc_metrics(H[labels != 3], labels[labels != 3], W, b)
+    Hn = H.copy()
+    Hn[3, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        nc_metrics(Hn, labels, W, b)
+    bad = labels.copy()
+    bad[0] = 5
+    with pytest.raises(ValueError, match="outside"):
+        nc_metrics(H, bad, W, b)
+    with pytest.raises(ValueError, match="feature dimension"):
+        nc_metrics(H[:, :-1], labels, W, b)
+    with pytest.raises(ValueError, match="labels must have shape"):
+        nc_metrics(H, labels[:-1], W, b)
+    with pytest.raises(ValueError, match="b must have shape"):
+        nc_metrics(H, labels, W, b[:-1])
+    with pytest.raises(ValueError, match="integer"):
+        nc_metrics(H, labels.astype(float), W, b)
+    with pytest.raises(ValueError, match="NumPy array or a torch tensor"):
+        nc_metrics(H.tolist(), labels, W, b)
+    with pytest.raises(ValueError, match="no features"):
+        NCMetricsAccumulator(W, b).compute()
