@@ -122,6 +122,15 @@ def _resolve_device(name: str) -> torch.device:
     return device
 
 
+def _channels_last_ok(model: torch.nn.Module, device: torch.device) -> bool:
+    """channels_last everywhere on CUDA; on the CPU only when every convolution has at least 8
+    output channels: with torch 2.14.1's oneDNN, channels_last convolutions with 4 channels
+    (ResNet18 at width 1/16) crash the process ("double free or corruption")."""
+    if device.type == "cuda":
+        return True
+    return min(m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)) >= 8
+
+
 def _epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Generator:
     # One generator per (seed, epoch): an epoch's shuffle and augmentation do not depend on
     # what ran before it, which is what makes --resume exact.
@@ -143,7 +152,8 @@ class _Trainer:
         self.test = (torch.from_numpy(splits.test.images).to(device), torch.from_numpy(splits.test.labels).to(device))
         torch.manual_seed(config.seed)
         self.model = build_model(config.arch, num_classes=self.num_classes, width=config.width).to(device)
-        self.model = self.model.to(memory_format=torch.channels_last)
+        self.memory_format = torch.channels_last if _channels_last_ok(self.model, device) else torch.contiguous_format
+        self.model = self.model.to(memory_format=self.memory_format)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr, momentum=config.momentum,
                                          weight_decay=config.weight_decay)
         # Labels were checked once when the data loaded, so skip the per-step device sync.
@@ -152,6 +162,9 @@ class _Trainer:
         # The official MSE is the batch sum of ||z - M e_y||^2: twice our 1/2-weighted sum.
         self.loss_factor = 2.0 if (config.loss_scale == "official" and config.loss == "mse") else 1.0
         self.per_sample_loss = get_loss(config.loss, reduction="none", validate_targets=False, **config.loss_params())
+
+    def _input(self, images_nhwc_uint8: torch.Tensor) -> torch.Tensor:
+        return normalize_batch(images_nhwc_uint8).contiguous(memory_format=self.memory_format)
 
     def _autocast(self):
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda)
@@ -176,7 +189,7 @@ class _Trainer:
         for i, start in enumerate(batches):
             idx = order[start:start + cfg.batch_size]
             x = self.train_x[idx]
-            x = normalize_batch(augment_batch(x, gen) if cfg.augment else x)
+            x = self._input(augment_batch(x, gen) if cfg.augment else x)
             y = self.train_y[idx]
             with self._autocast():
                 logits = self.model(x)
@@ -205,7 +218,7 @@ class _Trainer:
         correct = 0
         for start in range(0, len(labels), 500):
             x = images[start:start + 500]
-            x = normalize_batch(augment_batch(x, generator) if generator is not None else x)
+            x = self._input(augment_batch(x, generator) if generator is not None else x)
             with self._autocast():
                 h, logits = self.model.forward_with_features(x)
             y = labels[start:start + 500]
