@@ -129,7 +129,7 @@ def _margins(W, H, b, labels):
 
 
 class _Problem:
-    """B stacked UFM problems flattened into x (B, P)."""
+    """B stacked UFM problems flattened into x (B, P); ``rows`` selects a subset of them."""
 
     def __init__(self, loss, K, n, d, lambda_W, lambda_H, lambda_b, hyper, seeds, init_scale, init=None):
         self.loss, self.K, self.n, self.d = loss, K, n, d
@@ -152,15 +152,29 @@ class _Problem:
         W, H, b = torch.split(x, self.sizes, dim=1)
         return W.reshape(-1, self.K, self.d), H.reshape(-1, self.N, self.d), b
 
-    def value(self, x):
+    def value(self, x, rows=None):
         W, H, b = self.split(x)
-        return ufm_objective(self.loss, W, H, b, self.labels, self.hyper, *self.lams)
+        hyper = self.hyper if rows is None else self.hyper[rows]
+        return ufm_objective(self.loss, W, H, b, self.labels, hyper, *self.lams)
 
-    def value_and_grad(self, x):
-        x = x.detach().requires_grad_(True)
-        f = self.value(x)
-        (g,) = torch.autograd.grad(f.sum(), x)
-        return f.detach(), g
+    def value_and_grad(self, x, rows=None):
+        """Objective and gradient. Autograd runs only through the small logits tensor Z (B, N, K);
+        the gradients in W, H and b are then two batched products (dZ^T H, dZ W) and a sum."""
+        lam_W, lam_H, lam_b = self.lams
+        W, H, b = self.split(x.detach())
+        hyper = self.hyper if rows is None else self.hyper[rows]
+        with torch.enable_grad():
+            Z = torch.baddbmm(b[:, None, :], H, W.transpose(1, 2)).requires_grad_(True)
+            data = _batched_per_sample_loss(self.loss, Z, self.labels, hyper).mean(1)
+            (G,) = torch.autograd.grad(data.sum(), Z)
+        flat = lambda t: t.reshape(t.shape[0], -1)  # noqa: E731
+        f = data.detach() + 0.5 * (lam_W * torch.linalg.vecdot(flat(W), flat(W))
+                                   + lam_H * torch.linalg.vecdot(flat(H), flat(H))
+                                   + lam_b * torch.linalg.vecdot(b, b))
+        gW = torch.baddbmm(W, G.transpose(1, 2), H, beta=lam_W)
+        gH = torch.baddbmm(H, G, W, beta=lam_H)
+        gb = G.sum(1) + lam_b * b
+        return f, torch.cat([flat(gW), flat(gH), gb], dim=1)
 
 
 def _record(problem, x, it, traj, which):
@@ -184,93 +198,118 @@ def _new_trajectory(B):
     return {"iteration": [], "problems": [{k: [] for k in keys} for _ in range(B)]}
 
 
+def _lbfgs_direction(g, S, Y, rho):
+    """-H g by the two-loop recursion, all problems at once.
+
+    The curvature pairs are stored in float32: they only shape the search direction, while the
+    objective, gradient, line search and stopping test stay in float64, so the optimum's accuracy
+    is unchanged and the memory-bound recursion moves half the bytes. Pairs with rho = 0 (failed
+    curvature test) are no-ops.
+    """
+    q = -g.float()
+    alphas = []
+    for s, y, r in zip(reversed(S), reversed(Y), reversed(rho)):
+        a = r * torch.linalg.vecdot(s, q)
+        q.addcmul_(y, a[:, None], value=-1.0)
+        alphas.append(a)
+    if S:
+        sy = torch.linalg.vecdot(S[-1], Y[-1])
+        yy = torch.linalg.vecdot(Y[-1], Y[-1])
+        q.mul_(torch.where(rho[-1] > 0, sy / yy.clamp_min(1e-30), torch.ones_like(sy))[:, None])
+    else:
+        q.div_(g.float().norm(dim=1).clamp_min(1e-12)[:, None])
+    for s, y, r, a in zip(S, Y, rho, reversed(alphas)):
+        beta = r * torch.linalg.vecdot(y, q)
+        q.addcmul_(s, (a - beta)[:, None])
+    d = q.double()
+    slope = torch.linalg.vecdot(g, d)
+    bad = slope >= 0                              # not a descent direction: use the gradient
+    if bool(bad.any()):
+        d[bad] = -g[bad]
+        slope[bad] = -torch.linalg.vecdot(g[bad], g[bad])
+    return d, slope
+
+
 def _lbfgs(problem: _Problem, max_iter: int, history: int, gtol: float, ftol: float, record_every: int,
            progress: bool):
-    x = problem.x0.clone()
-    B = x.shape[0]
-    f, g = problem.value_and_grad(x)
+    """Batched L-BFGS; problems leave the batch as soon as they converge."""
+    B = problem.B
+    x_all = problem.x0.clone()
+    f_all = torch.empty(B, dtype=torch.float64)
+    gmax_all = torch.empty(B, dtype=torch.float64)
+    its_all = torch.zeros(B, dtype=torch.long)
+    ids = torch.arange(B)
+    x = x_all.clone()
+    f, g = problem.value_and_grad(x, ids)
     S, Y, rho = [], [], []
-    active = torch.ones(B, dtype=torch.bool)
-    iterations = torch.zeros(B, dtype=torch.long)
     stall = torch.zeros(B, dtype=torch.long)
     traj = _new_trajectory(B)
-    which = range(B)
     if record_every:
-        _record(problem, x, 0, traj, which)
+        _record(problem, x_all, 0, traj, range(B))
     bar = None
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=max_iter, desc=f"UFM {problem.loss} L-BFGS x{B}", leave=False)
     it = 0
     for it in range(1, max_iter + 1):
-        # Two-loop recursion, vectorised over problems (pairs with rho = 0 are no-ops).
-        q = -g
-        alphas = []
-        for s, y_, r in zip(reversed(S), reversed(Y), reversed(rho)):
-            a = r * (s * q).sum(1)
-            q = q - a[:, None] * y_
-            alphas.append(a)
-        if S:
-            sy = (S[-1] * Y[-1]).sum(1)
-            yy = (Y[-1] * Y[-1]).sum(1)
-            scale = torch.where(rho[-1] > 0, sy / yy.clamp_min(1e-300), torch.ones_like(sy))
-        else:
-            scale = 1.0 / g.norm(dim=1).clamp_min(1e-12)
-        q = q * scale[:, None]
-        for s, y_, r, a in zip(S, Y, rho, reversed(alphas)):
-            beta = r * (y_ * q).sum(1)
-            q = q + (a - beta)[:, None] * s
-        direction = q
-        slope = (g * direction).sum(1)
-        bad = slope >= 0                      # not a descent direction: fall back to the gradient
-        direction[bad] = -g[bad]
-        slope[bad] = -(g[bad] ** 2).sum(1)
-        direction[~active] = 0.0
-        # Backtracking (Armijo) line search, each problem with its own step.
-        step = torch.ones(B, dtype=torch.float64)
-        accepted = ~active
-        f_new = f.clone()
+        d, slope = _lbfgs_direction(g, S, Y, rho)
+        # Backtracking (Armijo) line search with the gradient taken at each trial point, so an
+        # accepted step (usually the first, t = 1, tried on the whole batch at once) costs one
+        # evaluation in all; only rejected problems are retried with halved steps.
+        x_new = x + d
+        f_new, g_new = problem.value_and_grad(x_new, ids)
+        ok = (f_new <= f + 1e-4 * slope) & torch.isfinite(f_new)
+        pending = torch.nonzero(~ok).flatten()
+        step = torch.ones(len(ids), dtype=torch.float64)
         for _ in range(60):
-            trial = x + step[:, None] * direction
-            f_trial = problem.value(trial).detach()
-            ok = (f_trial <= f + 1e-4 * step * slope) & ~accepted & torch.isfinite(f_trial)
-            f_new[ok] = f_trial[ok]
-            accepted |= ok
-            if bool(accepted.all()):
+            if len(pending) == 0:
                 break
-            step = torch.where(accepted, step, step * 0.5)
-        failed = ~accepted
-        step[failed] = 0.0
-        x_new = x + step[:, None] * direction
-        f_new, g_new = problem.value_and_grad(x_new)
-        s, y_ = x_new - x, g_new - g
-        sy = (s * y_).sum(1)
-        r = torch.where((sy > 1e-12 * s.norm(dim=1) * y_.norm(dim=1)) & active, 1.0 / sy.clamp_min(1e-300),
-                        torch.zeros_like(sy))
+            step[pending] *= 0.5
+            trial = x[pending] + step[pending, None] * d[pending]
+            f_t, g_t = problem.value_and_grad(trial, ids[pending])
+            ok = (f_t <= f[pending] + 1e-4 * step[pending] * slope[pending]) & torch.isfinite(f_t)
+            acc = pending[ok]
+            x_new[acc], f_new[acc], g_new[acc] = trial[ok], f_t[ok], g_t[ok]
+            pending = pending[~ok]
+        if len(pending):  # no acceptable step: stay put, and stop this problem below
+            x_new[pending], f_new[pending], g_new[pending] = x[pending], f[pending], g[pending]
+        failed = torch.zeros(len(ids), dtype=torch.bool)
+        failed[pending] = True
+        s, y_ = (x_new - x).float(), (g_new - g).float()
+        sy = torch.linalg.vecdot(s, y_)
+        good = sy > 1e-10 * s.norm(dim=1) * y_.norm(dim=1)
         S.append(s)
         Y.append(y_)
-        rho.append(r)
+        rho.append(torch.where(good, 1.0 / sy.clamp_min(1e-30), torch.zeros_like(sy)))
         if len(S) > history:
             S.pop(0), Y.pop(0), rho.pop(0)
         rel_change = (f - f_new).abs() / f_new.abs().clamp_min(1e-300)
         stall = torch.where(rel_change < ftol, stall + 1, torch.zeros_like(stall))
-        iterations += active.long()
         x, f, g = x_new, f_new, g_new
-        done = (g.abs().amax(1) < gtol) | (stall >= 10) | failed
-        active &= ~done
+        its_all[ids] += 1
+        gmax = g.abs().amax(1)
+        done = (gmax < gtol) | (stall >= 10) | failed
+        if record_every or bool(done.any()):
+            x_all[ids], f_all[ids], gmax_all[ids] = x, f, gmax
+        if bool(done.any()):
+            keep = ~done
+            ids, x, f, g, stall = ids[keep], x[keep], f[keep], g[keep], stall[keep]
+            S, Y, rho = [t[keep] for t in S], [t[keep] for t in Y], [t[keep] for t in rho]
         if record_every and it % record_every == 0:
-            _record(problem, x, it, traj, which)
+            _record(problem, x_all, it, traj, range(B))
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(active=int(active.sum()))
-        if not bool(active.any()):
+            bar.set_postfix(active=len(ids))
+        if len(ids) == 0:
             break
+    if len(ids):
+        x_all[ids], f_all[ids], gmax_all[ids] = x, f, g.abs().amax(1)
     if bar is not None:
         bar.close()
     if record_every and (not traj["iteration"] or traj["iteration"][-1] != it):
-        _record(problem, x, it, traj, which)
-    converged = g.abs().amax(1) < max(gtol * 100, 1e-7)
-    return x, f, iterations, converged, traj
+        _record(problem, x_all, it, traj, range(B))
+    converged = gmax_all < max(gtol * 100, 1e-7)
+    return x_all, f_all, its_all, converged, traj
 
 
 def _solutions(problem, x, f, iterations, converged, traj, loss, name, values):
@@ -286,7 +325,7 @@ def _solutions(problem, x, f, iterations, converged, traj, loss, name, values):
 
 
 def solve(loss: str, *, K: int, n: int, d: int, lambda_W: float, lambda_H: float, lambda_b: float = 0.0,
-          seed: int | list[int] = 0, max_iter: int = 20000, history: int = 20, gtol: float = 1e-11,
+          seed: int | list[int] = 0, max_iter: int = 20000, history: int = 10, gtol: float = 1e-11,
           ftol: float = 1e-15, record_every: int = 0, init_scale: float = 0.1, init=None,
           progress: bool = False, **params):
     """Minimise the UFM objective from a random start (float64, batched L-BFGS).

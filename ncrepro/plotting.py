@@ -1,0 +1,100 @@
+"""Plotly figures that work in the static book and in a live notebook.
+
+:func:`show` emits each figure as HTML that calls the global ``Plotly`` (the book ships
+plotly.js with its pages, so nothing comes from a CDN) together with plotly's own mimetype,
+which JupyterLab renders for readers running the notebook. :func:`slider_figure` builds the
+book's sliders: every step's traces are precomputed and a plotly slider switches which are
+visible, so the slider works in static HTML with no kernel. :func:`live_controls` gives
+readers who run a notebook ipywidgets sliders that recompute a figure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Callable, Sequence
+
+import plotly.graph_objects as go
+
+__all__ = ["show", "slider_figure", "live_controls", "is_static_build", "PALETTE", "LOSS_COLORS", "LOSS_LABELS"]
+
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+LOSS_COLORS = {"ce": "#1f77b4", "ls": "#d62728", "fl": "#2ca02c", "mse": "#9467bd"}
+LOSS_LABELS = {"ce": "CE", "ls": "LS", "fl": "FL", "mse": "MSE"}
+
+
+def is_static_build() -> bool:
+    """True when a chapter is executed to build the static book or under tests (``NCREPRO_STATIC=1``)."""
+    return os.environ.get("NCREPRO_STATIC", "0") == "1"
+
+
+def show(fig: go.Figure, *, height: int | None = None) -> None:
+    """Display ``fig`` as self-contained HTML (needs the page's plotly.js) plus plotly's mimetype."""
+    from IPython.display import display
+
+    height = height or fig.layout.height or 450
+    fig.update_layout(height=height, template=fig.layout.template or "plotly_white")
+    html = fig.to_html(include_plotlyjs=False, full_html=False, default_height=f"{height}px",
+                       config={"displaylogo": False, "responsive": True})
+    display({"text/html": html, "application/vnd.plotly.v1+json": json.loads(fig.to_json())}, raw=True)
+
+
+def slider_figure(steps: Sequence[tuple[str, Sequence[go.BaseTraceType]]], *, fixed: Sequence[go.BaseTraceType] = (),
+                  prefix: str = "", active: int = 0, fig: go.Figure | None = None,
+                  rows_cols: Sequence[tuple[int, int]] | None = None) -> go.Figure:
+    """A figure whose slider shows one precomputed group of traces at a time.
+
+    Args:
+        steps: ``(label, traces)`` per slider position; every group must have the same length.
+        fixed: traces shown at every position (reference curves).
+        prefix: the slider's caption, e.g. ``"alpha = "``.
+        active: the position shown first.
+        fig: a figure to add to (e.g. from ``make_subplots``).
+        rows_cols: for subplots, the (row, col) of each trace in a group, in order.
+    """
+    fig = fig or go.Figure()
+    n_fixed = len(fixed)
+    sizes = {len(traces) for _, traces in steps}
+    if len(sizes) != 1:
+        raise ValueError("every slider step must have the same number of traces")
+    per_step = sizes.pop()
+    for t in fixed:
+        fig.add_trace(t)
+    for i, (_, traces) in enumerate(steps):
+        for j, t in enumerate(traces):
+            t.visible = i == active
+            if rows_cols:
+                fig.add_trace(t, row=rows_cols[j][0], col=rows_cols[j][1])
+            else:
+                fig.add_trace(t)
+    slider_steps = []
+    for i, (label, _) in enumerate(steps):
+        visible = [True] * n_fixed + [k // per_step == i for k in range(per_step * len(steps))]
+        slider_steps.append({"method": "update", "label": label, "args": [{"visible": visible}]})
+    fig.update_layout(sliders=[{"active": active, "currentvalue": {"prefix": prefix}, "pad": {"t": 50},
+                                "steps": slider_steps}])
+    return fig
+
+
+def live_controls(update: Callable[..., go.Figure], **controls):
+    """ipywidgets controls that redraw ``update(**values)`` whenever a control moves.
+
+    In a static build (``NCREPRO_STATIC=1``) nothing interactive is shown, only a note; the
+    widget objects are still built and returned so tests can drive them.
+    """
+    import ipywidgets as widgets
+    from IPython.display import Markdown, display
+
+    out = widgets.Output()
+
+    def redraw(**values):
+        out.clear_output(wait=True)
+        with out:
+            show(update(**values))
+
+    ui = widgets.interactive(redraw, **controls)
+    if is_static_build():
+        display(Markdown("*Live controls: run this notebook in Jupyter to drag these values and recompute the figure.*"))
+    else:
+        display(widgets.VBox([ui, out]))
+    return ui, out
