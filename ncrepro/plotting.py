@@ -1,8 +1,8 @@
 """Plotly figures that work in the static book and in a live notebook.
 
 :func:`show` emits each figure as HTML that calls the global ``Plotly`` (the book ships
-plotly.js with its pages, so nothing comes from a CDN) together with plotly's own mimetype,
-which JupyterLab renders for readers running the notebook. :func:`slider_figure` builds the
+plotly.js with its pages, so nothing comes from a CDN); in a live kernel it adds plotly's own
+mimetype, which JupyterLab renders for readers running the notebook. :func:`slider_figure` builds the
 book's sliders: every step's traces are precomputed and a plotly slider switches which are
 visible, so the slider works in static HTML with no kernel. :func:`live_controls` gives
 readers who run a notebook ipywidgets sliders that recompute a figure.
@@ -15,8 +15,11 @@ import os
 from typing import Callable, Sequence
 
 import plotly.graph_objects as go
+import plotly.io as pio
 
-__all__ = ["show", "slider_figure", "live_controls", "is_static_build", "PALETTE", "LOSS_COLORS", "LOSS_LABELS"]
+pio.templates.default = "plotly_white"
+
+__all__ = ["show", "slider_figure", "live_controls", "build_live_controls", "is_static_build", "PALETTE", "LOSS_COLORS", "LOSS_LABELS"]
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 LOSS_COLORS = {"ce": "#1f77b4", "ls": "#d62728", "fl": "#2ca02c", "mse": "#9467bd"}
@@ -33,10 +36,15 @@ def show(fig: go.Figure, *, height: int | None = None) -> None:
     from IPython.display import display
 
     height = height or fig.layout.height or 450
-    fig.update_layout(height=height, template=fig.layout.template or "plotly_white")
+    fig.update_layout(height=height)
     html = fig.to_html(include_plotlyjs=False, full_html=False, default_height=f"{height}px",
                        config={"displaylogo": False, "responsive": True})
-    display({"text/html": html, "application/vnd.plotly.v1+json": json.loads(fig.to_json())}, raw=True)
+    bundle = {"text/html": html}
+    if not is_static_build():
+        # JupyterLab renders plotly's own mimetype; the static book must not carry it, because
+        # myst-nb renders every mimetype of a bundle and warns on this one.
+        bundle["application/vnd.plotly.v1+json"] = json.loads(fig.to_json())
+    display(bundle, raw=True)
 
 
 def slider_figure(steps: Sequence[tuple[str, Sequence[go.BaseTraceType]]], *, fixed: Sequence[go.BaseTraceType] = (),
@@ -46,20 +54,21 @@ def slider_figure(steps: Sequence[tuple[str, Sequence[go.BaseTraceType]]], *, fi
 
     Args:
         steps: ``(label, traces)`` per slider position; every group must have the same length.
-        fixed: traces shown at every position (reference curves).
+        fixed: traces shown at every position (reference curves). Traces already in ``fig``
+            are likewise shown at every position.
         prefix: the slider's caption, e.g. ``"alpha = "``.
         active: the position shown first.
         fig: a figure to add to (e.g. from ``make_subplots``).
         rows_cols: for subplots, the (row, col) of each trace in a group, in order.
     """
     fig = fig or go.Figure()
-    n_fixed = len(fixed)
+    for t in fixed:
+        fig.add_trace(t)
+    n_fixed = len(fig.data)
     sizes = {len(traces) for _, traces in steps}
     if len(sizes) != 1:
         raise ValueError("every slider step must have the same number of traces")
     per_step = sizes.pop()
-    for t in fixed:
-        fig.add_trace(t)
     for i, (_, traces) in enumerate(steps):
         for j, t in enumerate(traces):
             t.visible = i == active
@@ -79,12 +88,30 @@ def slider_figure(steps: Sequence[tuple[str, Sequence[go.BaseTraceType]]], *, fi
 def live_controls(update: Callable[..., go.Figure], **controls):
     """ipywidgets controls that redraw ``update(**values)`` whenever a control moves.
 
-    In a static build (``NCREPRO_STATIC=1``) nothing interactive is shown, only a note; the
-    widget objects are still built and returned so tests can drive them.
+    Each control is ``name=(min, max, step, value)`` (a float slider) or a ready widget.
+    Returns ``(interactive, output)``. In a static build (``NCREPRO_STATIC=1``: the book build and
+    the tests) only a note is shown and nothing is returned, because widgets need a live kernel
+    with a front end (a headless kernel waits on them forever).
     """
-    import ipywidgets as widgets
     from IPython.display import Markdown, display
 
+    if is_static_build():
+        display(Markdown("*Live controls: run this notebook in Jupyter to drag these values and "
+                         "recompute the figure.*"))
+        return None
+    ui, out = build_live_controls(update, **controls)
+    import ipywidgets as widgets
+
+    display(widgets.VBox([ui, out]))
+    return ui, out
+
+
+def build_live_controls(update: Callable[..., go.Figure], **controls):
+    """The widgets behind :func:`live_controls`, not displayed: ``(interactive, output)``."""
+    import ipywidgets as widgets
+
+    controls = {name: widgets.FloatSlider(min=c[0], max=c[1], step=c[2], value=c[3], continuous_update=False)
+                if isinstance(c, tuple) else c for name, c in controls.items()}
     out = widgets.Output()
 
     def redraw(**values):
@@ -92,9 +119,4 @@ def live_controls(update: Callable[..., go.Figure], **controls):
         with out:
             show(update(**values))
 
-    ui = widgets.interactive(redraw, **controls)
-    if is_static_build():
-        display(Markdown("*Live controls: run this notebook in Jupyter to drag these values and recompute the figure.*"))
-    else:
-        display(widgets.VBox([ui, out]))
-    return ui, out
+    return widgets.interactive(redraw, **controls), out

@@ -1,0 +1,58 @@
+# `make book`: build the HTML book on the CPU (chapters executed by papermill at book parameters).
+# `make test`: everything CI checks: unit tests, every chapter through nbval at small parameters,
+#              the book build (warnings are errors), and the headless-browser checks of every page.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+CHAPTERS := $(wildcard book/*.ipynb)
+EXECUTED := $(patsubst book/%.ipynb,_build/src/book/%.ipynb,$(CHAPTERS))
+PACKAGE := $(shell find ncrepro -name '*.py') pyproject.toml
+RESULTS := $(shell find data/results -name '*.json' 2>/dev/null)
+STATIC := $(wildcard book/*.md) _config.yml _toc.yml scripts/stage_book.py
+
+.PHONY: book test unit nbval browser install benchmarks clean
+
+book: $(INSTALLED) $(EXECUTED) $(STATIC)
+	$(PY) scripts/stage_book.py
+	$(VENV)/bin/jupyter-book build _build/src --path-output . -W -n --keep-going
+	@echo "The book is at $(CURDIR)/_build/html/index.html"
+
+install: $(INSTALLED)
+
+$(INSTALLED): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+# Each chapter is executed headlessly at its book parameters; a failed run leaves no output.
+_build/src/book/%.ipynb: book/%.ipynb $(PACKAGE) $(INSTALLED)
+	@mkdir -p $(dir $@)
+	NCREPRO_STATIC=1 $(PY) -m papermill --cwd book --no-progress-bar $< $(@:.ipynb=.part.ipynb)
+	mv $(@:.ipynb=.part.ipynb) $@
+
+# The real-networks chapter reads the committed training results.
+_build/src/book/real-networks.ipynb: $(RESULTS)
+
+test: unit nbval book browser
+
+unit: $(INSTALLED)
+	$(PY) -m pytest tests --ignore=tests/browser
+
+nbval: $(INSTALLED)
+	NCREPRO_QUICK=1 NCREPRO_STATIC=1 $(PY) -m pytest --nbval-lax -p no:cacheprovider -W default \
+		--override-ini=testpaths= $(CHAPTERS)
+
+browser: book
+	$(PY) -m pytest tests/browser -W default
+
+benchmarks: $(INSTALLED)
+	$(PY) benchmarks/nc_metrics_speed.py
+	$(PY) benchmarks/ufm_batched_speed.py
+	$(PY) benchmarks/train_throughput.py
+
+clean:
+	rm -rf _build

@@ -1,0 +1,54 @@
+"""Stage the book's sources for `jupyter-book build` (called by `make book`).
+
+Copies _config.yml, _toc.yml and the book's Markdown pages, images and local extension into
+_build/src (papermill writes the executed notebooks there), and plotly.js and MathJax from the
+installed Python packages into _build/src/_vendor, which Sphinx serves as _static: the built
+HTML needs no network. Files are copied only when their
+content changed, so Sphinx's incremental build stays quick.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SRC = ROOT / "_build" / "src"
+VENDOR = SRC / "_vendor"
+
+
+def copy_if_changed(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if not dst.exists() or not filecmp.cmp(src, dst, shallow=False):
+        shutil.copy2(src, dst)
+
+
+def main() -> int:
+    import mathjax
+    import plotly
+
+    for name in ("_config.yml", "_toc.yml"):
+        copy_if_changed(ROOT / name, SRC / name)
+    for pattern in ("*.md", "*.png", "_ext/*.py"):
+        for f in (ROOT / "book").glob(pattern):
+            copy_if_changed(f, SRC / "book" / f.relative_to(ROOT / "book"))
+    plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    copy_if_changed(plotly_js, VENDOR / "plotly.min.js")
+    mathjax_es5 = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+    if not (mathjax_es5 / "tex-chtml.js").exists():
+        print(f"stage_book: MathJax not found at {mathjax_es5}", file=sys.stderr)
+        return 1
+    for f in mathjax_es5.rglob("*"):
+        if f.is_file():
+            copy_if_changed(f, VENDOR / "mathjax" / f.relative_to(mathjax_es5))
+    # Notebooks removed from book/ must not linger in the staged tree.
+    for nb in (SRC / "book").glob("*.ipynb"):
+        if not (ROOT / "book" / nb.name).exists():
+            nb.unlink()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
