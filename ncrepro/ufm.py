@@ -362,10 +362,13 @@ def solve(loss: str, *, K: int, n: int, d: int, lambda_W: float, lambda_H: float
 
 def gradient_descent(loss: str, *, K: int, n: int, d: int, lambda_W: float, lambda_H: float,
                      lambda_b: float = 0.0, lr: float = 0.1, steps: int = 2000, seed: int = 0,
-                     record_every: int = 20, init_scale: float = 0.1, progress: bool = False, **params):
+                     record_every: int = 20, init_scale: float = 0.1, progress: bool = False,
+                     snapshots: bool = False, **params):
     """Full-batch gradient descent on the UFM with a fixed step, recording the trajectory.
 
-    Lists of hyperparameter values run together, batched, from the same random start.
+    Lists of hyperparameter values run together, batched, from the same random start. With
+    ``snapshots=True`` the trajectory also keeps ``W``, ``H`` and ``b`` at every recorded step
+    (lists of arrays), for drawing the geometry as it forms.
     Returns a :class:`UFMSolution` (``converged`` is False: plain GD does not test convergence)
     or a list of them.
     """
@@ -383,14 +386,24 @@ def gradient_descent(loss: str, *, K: int, n: int, d: int, lambda_W: float, lamb
     if progress:
         from tqdm.auto import tqdm
         iterator = tqdm(iterator, desc=f"UFM {loss} GD", leave=False)
+    kept = []
+
+    def record(it):
+        _record(problem, x, it, traj, which)
+        if snapshots:
+            kept.append([t.numpy().copy() for t in problem.split(x)])
+
     if record_every:
-        _record(problem, x, 0, traj, which)
+        record(0)
     for it in iterator:
         _, g = problem.value_and_grad(x)
         x = x - lr * g
         if record_every and (it % record_every == 0 or it == steps):
-            _record(problem, x, it, traj, which)
+            record(it)
     f = problem.value(x).detach()
     out = _solutions(problem, x, f, torch.full((problem.B,), steps), torch.zeros(problem.B, dtype=torch.bool),
                      traj, loss, name, values if name else [0.0])
+    for i, sol in enumerate(out):
+        if snapshots:
+            sol.trajectory["snapshots"] = [{"W": W[i], "H": H[i], "b": b[i]} for W, H, b in kept]
     return out if hyper_list else out[0]
