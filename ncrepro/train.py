@@ -57,6 +57,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     grad_clip: float = 2.0
     seed: int = 0
+    val_size: int = 5000              # held out of the training set (the paper's 45k/5k split)
     train_subset: int | None = None
     val_subset: int | None = None
     test_subset: int | None = None
@@ -77,7 +78,7 @@ class TrainConfig:
             raise ValueError(f"unknown architecture {self.arch!r}; choose one of {list(ARCHITECTURES)}")
         if not (self.width > 0 and math.isfinite(self.width)):
             raise ValueError(f"width must be a positive number, got {self.width}")
-        for name in ("epochs", "batch_size", "eval_every"):
+        for name in ("epochs", "batch_size", "eval_every", "val_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
         for name in ("lr", "grad_clip"):
@@ -268,7 +269,7 @@ def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = 
     device = _resolve_device(config.device)
     if splits is None:
         train_set, test_set, desc = load_dataset(config.data, download=config.download)
-        splits = make_splits(train_set, test_set, desc, train_subset=config.train_subset,
+        splits = make_splits(train_set, test_set, desc, val_size=config.val_size, train_subset=config.train_subset,
                              val_subset=config.val_subset, test_subset=config.test_subset)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True)
@@ -377,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--data", default=d.data, help="torchvision CIFAR root (or cifar10:/cifar100:<root>) or ImageFolder tree")
     p.add_argument("--download", action="store_true", help="let torchvision download CIFAR (needs internet)")
+    p.add_argument("--val-size", type=int, default=d.val_size, help="validation images held out of the training set")
     p.add_argument("--train-subset", type=_optional_int, default=None, help="class-balanced training subset size")
     p.add_argument("--val-subset", type=_optional_int, default=None)
     p.add_argument("--test-subset", type=_optional_int, default=None)

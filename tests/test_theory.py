@@ -1,0 +1,88 @@
+import math
+
+import numpy as np
+import pytest
+
+from ncrepro import theory
+
+
+def brute_force_margin(loss, K, c0, **params):
+    """Global minimiser of g(m) = ell(m) + c0 m by a dense grid, then a fine local grid."""
+    m = np.linspace(0.0, 60.0, 600001)
+    g = theory.per_sample_loss_at_margin(loss, m, K=K, **params) + c0 * m
+    i = int(np.argmin(g))
+    fine = np.linspace(max(m[i] - 1e-4, 0.0), m[i] + 1e-4, 20001)
+    gf = theory.per_sample_loss_at_margin(loss, fine, K=K, **params) + c0 * fine
+    return fine[int(np.argmin(gf))], float(gf.min())
+
+
+@pytest.mark.parametrize("loss, params", [("ce", {}), ("ls", {"alpha": 0.15}), ("ls", {"alpha": 0.6}),
+                                          ("fl", {"gamma": 0.3}), ("fl", {"gamma": 2.5}), ("fl", {"gamma": 4.5})])
+@pytest.mark.parametrize("K, n, lam", [(3, 7, 2e-3), (10, 50, 4e-4), (25, 3, 1e-2), (7, 11, 5e-2)])
+def test_closed_forms_match_a_brute_force_search(loss, params, K, n, lam):
+    th = theory.global_minimizer(loss, K=K, n=n, lambda_W=lam, lambda_H=2 * lam, **params)
+    m_bf, g_bf = brute_force_margin(loss, K, th["c0"], **params)
+    assert th["objective"] <= g_bf + 1e-12
+    assert th["objective"] == pytest.approx(g_bf, rel=1e-9)
+    assert th["margin"] == pytest.approx(m_bf, rel=1e-6, abs=1e-6)  # g is flat at its minimum
+
+
+def test_scale_relations():
+    th = theory.global_minimizer("ls", K=6, n=9, lambda_W=3e-3, lambda_H=1e-3, alpha=0.2)
+    c = math.sqrt(3e-3 / (9 * 1e-3))
+    assert th["c"] == pytest.approx(c)
+    assert th["margin"] == pytest.approx(c * th["w_norm_sq"] * 6 / 5)
+    assert th["h_norm_sq"] == pytest.approx(c * c * th["w_norm_sq"])
+
+
+def test_ce_collapses_at_c0_between_threshold_and_one():
+    K, n = 10, 4
+    lam = 0.95 / ((K - 1) * math.sqrt(n))      # c0 = 0.95 in ((K-1)/K, 1)
+    th = theory.global_minimizer("ce", K=K, n=n, lambda_W=lam, lambda_H=lam)
+    assert th["trivial"] and th["objective"] == pytest.approx(math.log(K))
+    lam = 0.85 / ((K - 1) * math.sqrt(n))
+    assert not theory.global_minimizer("ce", K=K, n=n, lambda_W=lam, lambda_H=lam)["trivial"]
+
+
+def test_ls_margin_is_bounded_as_weight_decay_vanishes():
+    for alpha in (0.05, 0.3, 0.8):
+        th = theory.global_minimizer("ls", K=10, n=100, lambda_W=1e-12, lambda_H=1e-12, alpha=alpha)
+        assert th["margin"] == pytest.approx(math.log1p(10 * (1 - alpha) / alpha), rel=1e-6)
+
+
+def test_focal_picks_the_global_of_two_local_minima():
+    # K = 1000, gamma = 3: g has a local minimum at m = 0 and an interior one; which is global
+    # depends on c0. A solver of -ell'(m) = c0 alone would return the interior point in both cases.
+    K, n = 1000, 5
+    for c0, trivial in ((1.08, False), (1.11, True)):
+        lam = c0 / ((K - 1) * math.sqrt(n))
+        th = theory.global_minimizer("fl", K=K, n=n, lambda_W=lam, lambda_H=lam, gamma=3.0)
+        m_bf, g_bf = brute_force_margin("fl", K, c0, gamma=3.0)
+        assert th["trivial"] is trivial
+        assert th["objective"] == pytest.approx(g_bf, rel=1e-10)
+
+
+def test_mse_closed_form_and_bias():
+    th = theory.global_minimizer("mse", K=5, n=8, lambda_W=1e-3, lambda_H=1e-3, scale=3.0)
+    assert th["margin"] == pytest.approx(3.0 - 5 * math.sqrt(8) * 1e-3)
+    assert th["bias"] is None or th["bias"] == pytest.approx(3.0 / 5)
+    with_b = theory.global_minimizer("mse", K=5, n=8, lambda_W=1e-3, lambda_H=1e-3, lambda_b=0.5, scale=3.0)
+    assert with_b["bias"] == pytest.approx(3.0 / (5 * 1.5)) and with_b["margin"] == pytest.approx(th["margin"])
+    huge = theory.global_minimizer("mse", K=5, n=8, lambda_W=1.0, lambda_H=1.0, scale=3.0)
+    assert huge["trivial"] and huge["objective"] == pytest.approx(4 / 10 * 9)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(loss="ce", K=1, n=2, lambda_W=1e-3, lambda_H=1e-3), "K must"),
+    (dict(loss="ce", K=3, n=0, lambda_W=1e-3, lambda_H=1e-3), "n must"),
+    (dict(loss="ce", K=3, n=2, lambda_W=0.0, lambda_H=1e-3), "lambda_W"),
+    (dict(loss="ce", K=3, n=2, lambda_W=1e-3, lambda_H=1e-3, lambda_b=-1.0), "lambda_b"),
+    (dict(loss="ls", K=3, n=2, lambda_W=1e-3, lambda_H=1e-3, alpha=1.0), r"\[0, 1\)"),
+    (dict(loss="fl", K=3, n=2, lambda_W=1e-3, lambda_H=1e-3, gamma=-0.5), ">= 0"),
+    (dict(loss="hinge", K=3, n=2, lambda_W=1e-3, lambda_H=1e-3), "unknown loss"),
+    (dict(loss="ce", K=3, n=2, lambda_W=1e-3, lambda_H=1e-3, alpha=0.1), "no hyperparameters"),
+])
+def test_bad_arguments(kwargs, message):
+    loss = kwargs.pop("loss")
+    with pytest.raises(ValueError, match=message):
+        theory.global_minimizer(loss, **kwargs)
