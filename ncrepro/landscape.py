@@ -15,7 +15,6 @@ criticality, for a finite group). ``tied_critical_point`` minimises over that su
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch

@@ -14,7 +14,6 @@ an interrupted run continues from its checkpoint. A summary table is printed at 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import itertools
 import json
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from ._cli import OneLineParser, run_guarded
 from ._io import REPO_ROOT
 from .train import TrainConfig, checkpoint_path, train
 
@@ -152,20 +152,16 @@ def summary_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def main(argv: list[str] | None = None) -> int:
-    p = _OneLineParser(prog="python -m ncrepro.sweep", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="python -m ncrepro.sweep", description=__doc__.split("\n\n")[0])
     p.add_argument("protocol", help="a name in protocols/ (book-cpu, book-gpu, paper-cifar10, smoke) or a path")
     p.add_argument("--results-dir", type=Path, default=None, help="default: data/results/<protocol name>/")
     p.add_argument("--device", default=None, help="override the protocol's device (auto, cpu, cuda)")
     p.add_argument("--list", action="store_true", help="list the runs and whether each is done, then exit")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    try:
+
+    def action():
         if args.list:
             proto = load_protocol(args.protocol)
             out_dir = args.results_dir or RESULTS_DIR / proto["name"]
@@ -177,13 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         run_protocol(args.protocol, results_dir=args.results_dir, device=args.device,
                      progress=not args.no_progress, log=lambda m: print(m, flush=True))
-    except (ValueError, FloatingPointError) as err:
-        print(f"{p.prog}: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{p.prog}: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
-    return 0
+
+    return run_guarded(p.prog, action, "interrupted; run the same command again to resume")
 
 
 if __name__ == "__main__":

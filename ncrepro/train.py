@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from . import _io
+from ._cli import OneLineParser, run_guarded
 from .data import DataSplits, augment_batch, load_dataset, make_splits, normalize_batch
 from .losses import check_loss_name, get_loss
 from .losses._validation import check_alpha, check_gamma, check_scale
@@ -348,17 +349,12 @@ def _result(config, splits, device, history, started, elapsed) -> dict:
     }
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str):  # one clear line, not the usage block
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def _optional_int(text: str) -> int | None:
     return None if text.lower() in ("none", "0", "") else int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _OneLineParser(prog="python -m ncrepro.train", description=__doc__.split("\n\n")[0],
+    p = OneLineParser(prog="python -m ncrepro.train", description=__doc__.split("\n\n")[0],
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d = TrainConfig()
     p.add_argument("--loss", choices=["ce", "ls", "fl", "mse"], default=d.loss)
@@ -401,18 +397,14 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
+
+    def action():
         config = config_from_args(args).validate()
         if not str(args.out).endswith(".json"):
             raise ValueError(f"--out must name a .json result file, got {args.out}")
         train(config, args.out, resume=args.resume, progress=not args.no_progress, log=lambda m: print(m, flush=True))
-    except (ValueError, FloatingPointError) as err:
-        print(f"{parser.prog}: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted; rerun with --resume to continue", file=sys.stderr)
-        return 130
-    return 0
+
+    return run_guarded(parser.prog, action, "interrupted; rerun with --resume to continue")
 
 
 if __name__ == "__main__":

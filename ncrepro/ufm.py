@@ -15,7 +15,6 @@ The losses are the ones of :mod:`ncrepro.losses` (same names, parameters and con
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,6 +25,7 @@ from .losses._validation import check_alpha, check_gamma, check_scale
 from .losses.cross_entropy import log_true_class_probability
 from .losses.focal import log_one_minus_true_class_probability
 from .metrics import nc_metrics
+from .theory import _check_problem as _check_sizes_and_decays
 
 __all__ = ["UFMSolution", "solve", "gradient_descent", "ufm_objective", "ufm_labels"]
 
@@ -63,17 +63,9 @@ def ufm_labels(K: int, n: int) -> np.ndarray:
 
 
 def _check_problem(K, n, d, lambda_W, lambda_H, lambda_b):
-    if int(K) != K or K < 2:
-        raise ValueError(f"K must be an integer >= 2, got {K}")
-    if int(n) != n or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n}")
+    _check_sizes_and_decays(K, n, lambda_W, lambda_H, lambda_b)
     if int(d) != d or d < K - 1:
         raise ValueError(f"d must be an integer >= K-1 = {K - 1} for a simplex ETF to fit, got {d}")
-    for name, v in (("lambda_W", lambda_W), ("lambda_H", lambda_H)):
-        if not (v > 0 and math.isfinite(v)):
-            raise ValueError(f"{name} must be a finite number > 0, got {v}")
-    if not (lambda_b >= 0 and math.isfinite(lambda_b)):
-        raise ValueError(f"lambda_b must be a finite number >= 0, got {lambda_b}")
 
 
 def _hyper_values(loss: str, params: dict) -> tuple[str | None, list[float], bool]:

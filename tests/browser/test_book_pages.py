@@ -118,6 +118,11 @@ def test_page_reads_offline(browser, book_url, page):
     assert not severe, f"console errors on {page}: {severe[:5]}"
 
     if os.environ.get("NCREPRO_SCREENSHOTS", "1") == "1":
+        # For people checking the book by eye: the top of each page and every figure.
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        stem = page.replace("/", "_").removesuffix(".html")
         browser.execute_script("window.scrollTo(0, 0)")
-        browser.save_screenshot(str(SCREENSHOTS / (page.replace("/", "_") + ".png")))
+        browser.save_screenshot(str(SCREENSHOTS / f"{stem}.png"))
+        for i, element in enumerate(browser.find_elements("css selector", ".plotly-graph-div")):
+            browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
+            element.screenshot(str(SCREENSHOTS / f"{stem}-figure{i + 1}.png"))
