@@ -25,7 +25,7 @@ import torch
 
 from ._cli import OneLineParser, run_guarded
 from ._io import REPO_ROOT
-from .train import TrainConfig, checkpoint_path, train
+from .train import TrainConfig, checkpoint_path, differing_settings, train
 
 __all__ = ["load_protocol", "protocol_runs", "run_protocol", "summary_table", "PROTOCOL_DIR", "RESULTS_DIR"]
 
@@ -105,9 +105,7 @@ def _finished(path: Path, config: TrainConfig) -> dict | None:
         result = json.loads(path.read_text())
     except json.JSONDecodeError:
         return None
-    saved, want = dict(result.get("config", {})), config.public()
-    saved.pop("device", None), want.pop("device", None)
-    return result if saved == want else None
+    return None if differing_settings(result.get("config", {}), config) else result
 
 
 def run_protocol(name_or_path: str, *, results_dir: Path | None = None, device: str | None = None,

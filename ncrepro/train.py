@@ -36,7 +36,7 @@ from .losses._validation import check_alpha, check_gamma, check_scale
 from .metrics import NCMetricsAccumulator
 from .models import ARCHITECTURES, build_model
 
-__all__ = ["TrainConfig", "train", "lr_at_epoch", "checkpoint_path", "main"]
+__all__ = ["TrainConfig", "train", "lr_at_epoch", "checkpoint_path", "differing_settings", "main"]
 
 
 @dataclass
@@ -102,6 +102,17 @@ class TrainConfig:
             if self.loss != loss:
                 out[key] = None
         return out
+
+
+def differing_settings(saved: dict, config: TrainConfig) -> list[str]:
+    """Settings in which a stored config differs from ``config``, ignoring the device.
+
+    A setting missing from ``saved`` (added to TrainConfig after the run was made) counts as its
+    default value, so results and checkpoints stay valid when new options appear.
+    """
+    defaults = TrainConfig().public()
+    current = config.public()
+    return sorted(k for k in current if k != "device" and saved.get(k, defaults[k]) != current[k])
 
 
 def lr_at_epoch(epoch: int, config: TrainConfig) -> float:
@@ -246,12 +257,8 @@ def _load_checkpoint(path: Path, config: TrainConfig) -> dict | None:
     if not path.exists():
         return None
     state = torch.load(path, map_location="cpu", weights_only=True)
-    saved = dict(state["config"])
-    current = config.public()
-    saved.pop("device", None)
-    current.pop("device", None)
-    if saved != current:
-        diff = sorted(k for k in current if saved.get(k) != current.get(k))
+    diff = differing_settings(state["config"], config)
+    if diff:
         raise ValueError(f"{path}: checkpoint was written with different settings ({', '.join(diff)}); "
                          f"delete it or rerun with the same settings")
     return state
