@@ -82,6 +82,8 @@ def slider_figure(steps: Sequence[tuple[str, Sequence[go.BaseTraceType]]], *, fi
         slider_steps.append({"method": "update", "label": label, "args": [{"visible": visible}]})
     fig.update_layout(sliders=[{"active": active, "currentvalue": {"prefix": prefix}, "pad": {"t": 50},
                                 "steps": slider_steps}])
+    # The slider takes the space below the plot, so the legend goes above it.
+    fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.08, x=0), margin=dict(t=110))
     return fig
 
 

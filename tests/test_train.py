@@ -144,3 +144,15 @@ def test_cli_missing_dataset(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "does not exist" in err and len(err.splitlines()) == 1 and not out.exists()
 
+
+
+def test_settings_added_later_count_at_their_default():
+    from ncrepro.train import differing_settings
+
+    cfg = TrainConfig(loss="ls", epochs=5)
+    stored = cfg.public()
+    del stored["val_size"]              # a run made before --val-size existed
+    stored["device"] = "cuda"           # the device never makes a run different
+    assert differing_settings(stored, cfg) == []
+    assert differing_settings(stored, TrainConfig(loss="ls", epochs=5, val_size=100)) == ["val_size"]
+    assert differing_settings(stored, TrainConfig(loss="ls", epochs=6)) == ["epochs"]
