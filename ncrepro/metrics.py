@@ -13,7 +13,8 @@ Zhou et al., NeurIPS 2022 (official ``evaluate.py``), pinned here:
 Nothing here forms a d x d matrix. ``Sigma_B = M M^T / K`` has rank at most K-1, so with the
 thin SVD ``M = U S V^T`` (rank r), ``tr(Sigma_W Sigma_B^+) = K sum_j (u_j^T Sigma_W u_j) / s_j^2``
 and ``u_j^T Sigma_W u_j`` is the mean squared projection of the centred features on ``u_j``.
-That is O(N d K) work instead of O(N d^2 + d^3). All reductions are accumulated in float64.
+That is O(N d K) work instead of O(N d^2 + d^3). Class means, the SVD and all sums are float64;
+the per-sample products run in the features' precision (float32 for a network's features).
 """
 
 from __future__ import annotations
@@ -64,8 +65,7 @@ def _check_inputs(H, labels, W, b):
         if b.shape != (K,):
             raise ValueError(f"b must have shape ({K},), got {tuple(b.shape)}")
         _check_finite(b, "b")
-    _check_finite(H, "H")
-    _check_finite(W, "W")
+    _check_finite(W, "W")  # H is checked by the class sums (one pass fewer over the data)
     if labels.numel():
         lo, hi = int(labels.min()), int(labels.max())
         if lo < 0 or hi >= K:
@@ -86,12 +86,23 @@ def simplex_etf_distance(G: torch.Tensor) -> float:
 
 
 def _class_statistics(H: torch.Tensor, labels: torch.Tensor, K: int):
-    """Class counts and float64 class means, chunked so H is never copied whole to float64."""
+    """Class counts and float64 class sums, chunk by chunk (H is never copied whole).
+
+    A float32 chunk is summed in float32 and added to float64 totals: per-chunk rounding is far
+    below float32 features' own precision. The sums also serve as the finiteness check: a NaN or
+    infinity anywhere makes some sum non-finite, so no separate pass over H is needed.
+    """
     d = H.shape[1]
     counts = torch.bincount(labels, minlength=K).double()
     sums = torch.zeros(K, d, dtype=torch.float64, device=H.device)
+    chunk_dtype = torch.float64 if H.dtype == torch.float64 else torch.float32
     for start in range(0, H.shape[0], _CHUNK):
-        sums.index_add_(0, labels[start:start + _CHUNK], H[start:start + _CHUNK].double())
+        part = torch.zeros(K, d, dtype=chunk_dtype, device=H.device)
+        part.index_add_(0, labels[start:start + _CHUNK], H[start:start + _CHUNK].to(chunk_dtype))
+        sums += part
+    if not bool(torch.isfinite(sums).all()):
+        _check_finite(H, "H")          # names the problem; a finite H with overflowing sums
+        raise ValueError("H is too large: its class sums overflow")  # is refused too
     return counts, sums
 
 
@@ -101,43 +112,60 @@ def _metrics_from_statistics(H, labels, W, b, counts, sums) -> dict[str, float]:
     if empty:
         raise ValueError(f"class {empty[0]} has no sample (classes without samples: {empty})")
     N = float(counts.sum())
-    means = sums / counts[:, None]                      # (K, d)
+    means = sums / counts[:, None]                      # (K, d), float64
     global_mean = sums.sum(0) / N                       # (d,)
     M = (means - global_mean).T                         # (d, K)
 
-    # Between-class directions: thin SVD of M, rank cut as numpy.linalg.matrix_rank does.
-    U, S, _ = torch.linalg.svd(M, full_matrices=False)
+    # Between-class directions. sum_k n_k (mu_k - mu_G) = 0, so the count vector spans a null
+    # direction of M; project it out exactly, so the rank (at most K-1) never rests on rounding,
+    # then cut the remaining singular values as numpy.linalg.matrix_rank does.
+    v = counts / torch.linalg.vector_norm(counts)
+    M = M - (M @ v)[:, None] * v[None, :]
+    S = torch.linalg.svdvals(M)
     tol = S.max() * max(d, K) * torch.finfo(torch.float64).eps
     rank = int((S > tol).sum())
-    U, S = U[:, :rank], S[:rank]
+    S = S[:rank]
 
+    # One pass over the samples, in the features' own precision (float32 features: float32
+    # products, as the network computes them); sums of squares accumulate in float64. The
+    # within-class deviation dev = h - mu_y is formed by subtraction first, so strongly collapsed
+    # features lose no digits to cancellation, and a single product dev @ [M, W^T] gives
+    #   NC1:  dev @ U = (dev @ M) V S^-1   (U = M V S^-1 spans the columns of M),
+    #   NC4:  h @ W^T = dev @ W^T + mu_y @ W^T  and
+    #         (h - mu_G) @ M = dev @ M + (mu_y - mu_G) @ M   for the nearest class mean.
+    dtype = torch.float64 if H.dtype == torch.float64 else torch.float32
+    _, _, Vh = torch.linalg.svd(M, full_matrices=False)
+    to_U = Vh[:rank].T / S[None, :]                      # (K, rank): dev @ M @ to_U = dev @ U
+    means_c = means.to(dtype)
+    right = torch.cat([M, W.double().T], dim=1).to(dtype)                 # (d, 2K)
+    class_terms = torch.cat([M.T @ M, means @ W.double().T], dim=1)        # (K, 2K): mu_y - mu_G and mu_y rows
+    if b is not None:
+        class_terms[:, K:] += b.double()
+    mean_sq = (M * M).sum(0)                                               # ||mu_k - mu_G||^2
     projected_sq = torch.zeros(rank, dtype=torch.float64, device=H.device)
-    W64 = W.double()
-    b64 = None if b is None else b.double()
-    mean_sq = (means ** 2).sum(1)
     disagree = 0
     for start in range(0, H.shape[0], _CHUNK):
-        h = H[start:start + _CHUNK].double()
         y = labels[start:start + _CHUNK]
-        centred = h - means[y]
-        projected_sq += ((centred @ U) ** 2).sum(0)
-        logits = h @ W64.T
-        if b64 is not None:
-            logits = logits + b64
-        nearest = (mean_sq[None, :] - 2.0 * h @ means.T).argmin(1)
-        disagree += int((logits.argmax(1) != nearest).sum())
+        dev = H[start:start + _CHUNK].to(dtype) - means_c[y]
+        prod = (dev @ right).double()                                      # (chunk, 2K)
+        projected_sq += (prod[:, :K] @ to_U).pow(2).sum(0)
+        full = prod + class_terms[y]
+        nearest = (mean_sq[None, :] - 2.0 * full[:, :K]).argmin(1)
+        disagree += int((full[:, K:].argmax(1) != nearest).sum())
     # NC1 = tr(Sigma_W Sigma_B^+)/K and Sigma_B^+ = K U S^-2 U^T, so the K's cancel.
     nc1 = float(((projected_sq / N) / S ** 2).sum()) if rank else float("nan")
 
+    W64 = W.double()
     Wc = W64 - W64.mean(0, keepdim=True)
+    M = (means - global_mean).T
     out = {
         "nc1": nc1,
         "nc2": simplex_etf_distance(Wc @ Wc.T),
         "nc3": simplex_etf_distance(Wc @ M),
         "nc4": disagree / N,
     }
-    if b64 is not None:
-        out["bias_gap"] = float(torch.linalg.vector_norm(W64 @ global_mean + b64))
+    if b is not None:
+        out["bias_gap"] = float(torch.linalg.vector_norm(W64 @ global_mean + b.double()))
     return out
 
 
@@ -176,6 +204,7 @@ class NCMetricsAccumulator:
 
     def update(self, H_batch, labels_batch) -> None:
         H_batch, labels_batch, _, _ = _check_inputs(H_batch, labels_batch, self.W, None)
+        _check_finite(H_batch, "H")
         self._features.append(H_batch)
         self._labels.append(labels_batch)
 
