@@ -126,28 +126,33 @@ def _metrics_from_statistics(H, labels, W, b, counts, sums) -> dict[str, float]:
     rank = int((S > tol).sum())
     S = S[:rank]
 
-    # One pass over the samples, in the features' own precision (float32 features: float32
-    # products, as the network computes them); sums of squares accumulate in float64. The
-    # within-class deviation dev = h - mu_y is formed by subtraction first, so strongly collapsed
-    # features lose no digits to cancellation, and a single product dev @ [M, W^T] gives
+    # One pass over the samples. The within-class deviation dev = h - mu_y is formed first, to
+    # the working precision of dev itself (see mu_hi/mu_lo below), so strongly collapsed
+    # features lose no digits to cancellation; the product then runs in the features' own precision (float32 features:
+    # float32, as the network computes them) and sums of squares accumulate in float64. A single
+    # product dev @ [M, W^T] gives
     #   NC1:  dev @ U = (dev @ M) V S^-1   (U = M V S^-1 spans the columns of M),
     #   NC4:  h @ W^T = dev @ W^T + mu_y @ W^T  and
     #         (h - mu_G) @ M = dev @ M + (mu_y - mu_G) @ M   for the nearest class mean.
     dtype = torch.float64 if H.dtype == torch.float64 else torch.float32
     _, _, Vh = torch.linalg.svd(M, full_matrices=False)
     to_U = Vh[:rank].T / S[None, :]                      # (K, rank): dev @ M @ to_U = dev @ U
-    means_c = means.to(dtype)
     right = torch.cat([M, W.double().T], dim=1).to(dtype)                 # (d, 2K)
     class_terms = torch.cat([M.T @ M, means @ W.double().T], dim=1)        # (K, 2K): mu_y - mu_G and mu_y rows
     if b is not None:
         class_terms[:, K:] += b.double()
     mean_sq = (M * M).sum(0)                                               # ||mu_k - mu_G||^2
+    # mu = mu_hi + mu_lo with mu_hi in the working precision: for h near mu_y (the collapsed
+    # case that matters) h - mu_hi is exact (Sterbenz), and since everything below is linear in
+    # dev, mu_lo's share is a per-class float64 table rather than a second pass over the data.
+    means_hi = means.to(dtype)
+    lo_terms = (means - means_hi.double()) @ torch.cat([M, W.double().T], dim=1)       # (K, 2K)
     projected_sq = torch.zeros(rank, dtype=torch.float64, device=H.device)
     disagree = 0
     for start in range(0, H.shape[0], _CHUNK):
         y = labels[start:start + _CHUNK]
-        dev = H[start:start + _CHUNK].to(dtype) - means_c[y]
-        prod = (dev @ right).double()                                      # (chunk, 2K)
+        dev_hi = H[start:start + _CHUNK].to(dtype) - means_hi[y]
+        prod = (dev_hi @ right).double() - lo_terms[y]                     # dev @ [M, W^T], (chunk, 2K)
         projected_sq += (prod[:, :K] @ to_U).pow(2).sum(0)
         full = prod + class_terms[y]
         nearest = (mean_sq[None, :] - 2.0 * full[:, :K]).argmin(1)
