@@ -83,7 +83,8 @@ def slider_figure(steps: Sequence[tuple[str, Sequence[go.BaseTraceType]]], *, fi
     fig.update_layout(sliders=[{"active": active, "currentvalue": {"prefix": prefix}, "pad": {"t": 50},
                                 "steps": slider_steps}])
     # The slider takes the space below the plot, so the legend goes above it.
-    fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.08, x=0), margin=dict(t=110))
+    fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.08, x=0), margin=dict(t=130),
+                      title_y=0.985, title_yanchor="top")
     return fig
 
 
