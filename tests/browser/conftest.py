@@ -38,6 +38,7 @@ def book_url():
     thread.start()
     yield f"http://127.0.0.1:{port}"
     server.shutdown()
+    server.server_close()
 
 
 def _find(*names):
