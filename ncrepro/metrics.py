@@ -114,31 +114,33 @@ def _metrics_from_statistics(H, labels, W, b, counts, sums) -> dict[str, float]:
     N = float(counts.sum())
     means = sums / counts[:, None]                      # (K, d), float64
     global_mean = sums.sum(0) / N                       # (d,)
-    M = (means - global_mean).T                         # (d, K)
+    M_raw = (means - global_mean).T                     # (d, K)
 
     # Between-class directions. sum_k n_k (mu_k - mu_G) = 0, so the count vector spans a null
     # direction of M; project it out exactly, so the rank (at most K-1) never rests on rounding,
     # then cut the remaining singular values as numpy.linalg.matrix_rank does.
     v = counts / torch.linalg.vector_norm(counts)
-    M = M - (M @ v)[:, None] * v[None, :]
-    S = torch.linalg.svdvals(M)
+    M = M_raw - (M_raw @ v)[:, None] * v[None, :]
+    _, S, Vh = torch.linalg.svd(M, full_matrices=False)
     tol = S.max() * max(d, K) * torch.finfo(torch.float64).eps
     rank = int((S > tol).sum())
     S = S[:rank]
 
     # One pass over the samples. The within-class deviation dev = h - mu_y is formed first, to
     # the working precision of dev itself (see mu_hi/mu_lo below), so strongly collapsed
-    # features lose no digits to cancellation; the product then runs in the features' own precision (float32 features:
-    # float32, as the network computes them) and sums of squares accumulate in float64. A single
-    # product dev @ [M, W^T] gives
+    # features lose no digits to cancellation; the product then runs in the features' own
+    # precision (float32 features: float32, as the network computes them) and sums of squares
+    # accumulate in float64. A single product dev @ [M, W^T] gives
     #   NC1:  dev @ U = (dev @ M) V S^-1   (U = M V S^-1 spans the columns of M),
     #   NC4:  h @ W^T = dev @ W^T + mu_y @ W^T  and
     #         (h - mu_G) @ M = dev @ M + (mu_y - mu_G) @ M   for the nearest class mean.
     dtype = torch.float64 if H.dtype == torch.float64 else torch.float32
-    _, _, Vh = torch.linalg.svd(M, full_matrices=False)
     to_U = Vh[:rank].T / S[None, :]                      # (K, rank): dev @ M @ to_U = dev @ U
-    right = torch.cat([M, W.double().T], dim=1).to(dtype)                 # (d, 2K)
-    class_terms = torch.cat([M.T @ M, means @ W.double().T], dim=1)        # (K, 2K): mu_y - mu_G and mu_y rows
+    W64 = W.double()
+    right64 = torch.cat([M, W64.T], dim=1)                                 # (d, 2K)
+    right = right64.to(dtype)
+    # Per-class additions: (mu_y - mu_G) @ M for the nearest mean, mu_y @ W^T (+ b) for the logits.
+    class_terms = torch.cat([M.T @ M, means @ W64.T], dim=1)               # (K, 2K)
     if b is not None:
         class_terms[:, K:] += b.double()
     mean_sq = (M * M).sum(0)                                               # ||mu_k - mu_G||^2
@@ -146,7 +148,7 @@ def _metrics_from_statistics(H, labels, W, b, counts, sums) -> dict[str, float]:
     # case that matters) h - mu_hi is exact (Sterbenz), and since everything below is linear in
     # dev, mu_lo's share is a per-class float64 table rather than a second pass over the data.
     means_hi = means.to(dtype)
-    lo_terms = (means - means_hi.double()) @ torch.cat([M, W.double().T], dim=1)       # (K, 2K)
+    lo_terms = (means - means_hi.double()) @ right64                                  # (K, 2K)
     projected_sq = torch.zeros(rank, dtype=torch.float64, device=H.device)
     disagree = 0
     for start in range(0, H.shape[0], _CHUNK):
@@ -160,13 +162,11 @@ def _metrics_from_statistics(H, labels, W, b, counts, sums) -> dict[str, float]:
     # NC1 = tr(Sigma_W Sigma_B^+)/K and Sigma_B^+ = K U S^-2 U^T, so the K's cancel.
     nc1 = float(((projected_sq / N) / S ** 2).sum()) if rank else float("nan")
 
-    W64 = W.double()
     Wc = W64 - W64.mean(0, keepdim=True)
-    M = (means - global_mean).T
     out = {
         "nc1": nc1,
         "nc2": simplex_etf_distance(Wc @ Wc.T),
-        "nc3": simplex_etf_distance(Wc @ M),
+        "nc3": simplex_etf_distance(Wc @ M_raw),
         "nc4": disagree / N,
     }
     if b is not None:
