@@ -25,7 +25,18 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["nc_metrics", "NCMetricsAccumulator", "simplex_etf_distance"]
+__all__ = [
+    "nc_metrics",
+    "NCMetricsAccumulator",
+    "simplex_etf_distance",
+    "logit_margins",
+    "expected_calibration_error",
+    "class_geometry",
+    "gram_procrustes_distance",
+    "gram_cka",
+    "linear_probe_accuracy",
+    "nearest_class_mean_accuracy",
+]
 
 _CHUNK = 8192
 
@@ -223,3 +234,137 @@ class NCMetricsAccumulator:
         H = torch.cat(self._features)
         labels = torch.cat(self._labels)
         return nc_metrics(H, labels, self.W, self.b)
+
+
+# ---------------------------------------------------------------------------------------------
+# Beyond NC1-NC4: what a trained network's last layer looks like, in quantities that can be
+# compared across networks (whose feature spaces share no basis) and with the UFM's predictions.
+
+
+def logit_margins(logits, labels) -> torch.Tensor:
+    """Per-sample margins ``(z_y - max_{j != y} z_j, z_y - mean_{j != y} z_j)`` as a (N, 2) tensor.
+
+    The second is the UFM's margin ``m``: at a collapsed optimum every wrong logit sits ``m``
+    below the true one, and both margins coincide.
+    """
+    logits = _as_tensor(logits, "logits").double()
+    labels = _as_tensor(labels, "labels").long().to(logits.device)
+    K = logits.shape[1]
+    true = logits.gather(1, labels[:, None]).squeeze(1)
+    others = logits.scatter(1, labels[:, None], float("-inf"))
+    to_max = true - others.max(1).values
+    to_mean = true - (logits.sum(1) - true) / (K - 1)
+    return torch.stack([to_max, to_mean], dim=1)
+
+
+def expected_calibration_error(logits, labels, bins: int = 15) -> float:
+    """Expected calibration error of ``softmax(logits)``: the confidence-weighted gap between
+    confidence and accuracy over ``bins`` equal-width confidence bins (Guo et al. 2017,
+    arXiv:1706.04599). For an MSE-trained network the softmax of its outputs is used as for the
+    other losses, which is a convention, not a probability model of that loss."""
+    logits = _as_tensor(logits, "logits").double()
+    labels = _as_tensor(labels, "labels").long().to(logits.device)
+    if int(bins) != bins or bins < 1:
+        raise ValueError(f"bins must be a positive integer, got {bins}")
+    probs = torch.softmax(logits, dim=1)
+    confidence, predicted = probs.max(1)
+    correct = (predicted == labels).double()
+    which = torch.clamp((confidence * bins).long(), max=bins - 1)
+    total = torch.zeros(bins, dtype=torch.float64, device=logits.device)
+    gap = torch.zeros(bins, dtype=torch.float64, device=logits.device)
+    total.index_add_(0, which, torch.ones_like(confidence))
+    gap.index_add_(0, which, confidence - correct)
+    return float(gap.abs().sum() / max(len(labels), 1))
+
+
+def class_geometry(H, labels, W) -> dict[str, list[list[float]]]:
+    """The last layer's shape as K x K Gram matrices, free of the feature space's basis:
+    ``means`` = M^T M with M the centred class means (d x K), ``classifier`` = Wc Wc^T with Wc
+    the centred classifier rows, and ``cross`` = Wc M. Two networks with different losses can
+    be compared through these (:func:`gram_procrustes_distance`, :func:`gram_cka`)."""
+    H, labels, W, _ = _check_inputs(H, labels, W, None)
+    K = W.shape[0]
+    counts, sums = _class_statistics(H, labels, K)
+    if bool((counts == 0).any()):
+        raise ValueError("every class needs at least one sample")
+    means = sums / counts[:, None]
+    M = (means - sums.sum(0) / counts.sum()).T
+    Wc = W.double() - W.double().mean(0, keepdim=True)
+    return {"means": (M.T @ M).tolist(), "classifier": (Wc @ Wc.T).tolist(), "cross": (Wc @ M).tolist()}
+
+
+def _psd_sqrt(G: np.ndarray) -> np.ndarray:
+    vals, vecs = np.linalg.eigh(0.5 * (G + G.T))
+    return (vecs * np.sqrt(np.clip(vals, 0.0, None))) @ vecs.T
+
+
+def gram_procrustes_distance(G_a, G_b) -> float:
+    """Orthogonal Procrustes distance between two configurations of K points, from their Gram
+    matrices alone: ``min_R || R A/||A|| - B/||B|| ||_F`` over orthogonal R, where
+    ``A^T A = G_a`` and ``B^T B = G_b``. It equals ``sqrt(2 - 2 ||G_b^{1/2} G_a^{1/2}||_* /
+    sqrt(tr G_a tr G_b))``, so the feature spaces (even of different dimension) never meet.
+    0 means the same shape up to rotation and scale; the largest value is sqrt(2)."""
+    A, B = np.asarray(G_a, np.float64), np.asarray(G_b, np.float64)
+    if A.shape != B.shape or A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise ValueError(f"need two square Gram matrices of one size, got {A.shape} and {B.shape}")
+    scale = math.sqrt(max(np.trace(A), 0.0) * max(np.trace(B), 0.0))
+    if scale == 0:
+        raise ValueError("a Gram matrix with zero trace has no shape to compare")
+    nuclear = np.linalg.svd(_psd_sqrt(B) @ _psd_sqrt(A), compute_uv=False).sum()
+    return math.sqrt(max(2.0 - 2.0 * nuclear / scale, 0.0))
+
+
+def gram_cka(G_a, G_b) -> float:
+    """Linear CKA (Kornblith et al. 2019, arXiv:1905.00414) between two sets of K points given
+    as Gram matrices over the points: ``tr(G_a G_b) / (||G_a||_F ||G_b||_F)``; 1 means equal up
+    to rotation and scale."""
+    A, B = np.asarray(G_a, np.float64), np.asarray(G_b, np.float64)
+    if A.shape != B.shape:
+        raise ValueError(f"need two Gram matrices of one size, got {A.shape} and {B.shape}")
+    denom = np.linalg.norm(A) * np.linalg.norm(B)
+    if denom == 0:
+        raise ValueError("a zero Gram matrix has no shape to compare")
+    return float(np.trace(A @ B) / denom)
+
+
+def linear_probe_accuracy(train_H, train_labels, test_H, test_labels, *, l2: float = 1e-4,
+                          max_iter: int = 300) -> float:
+    """Test accuracy of one fixed probe on frozen features: multinomial logistic regression
+    (cross entropy, L2 penalty ``l2`` on the weights) on standardised features, fitted by
+    full-batch L-BFGS in float64. The same recipe for every network, so differences come from
+    the features, not from each network's own trained classifier."""
+    Xtr = _as_tensor(train_H, "train_H").double()
+    ytr = _as_tensor(train_labels, "train_labels").long().to(Xtr.device)
+    Xte = _as_tensor(test_H, "test_H").double().to(Xtr.device)
+    yte = _as_tensor(test_labels, "test_labels").long().to(Xtr.device)
+    if Xtr.dim() != 2 or Xte.dim() != 2 or Xtr.shape[1] != Xte.shape[1]:
+        raise ValueError("train_H and test_H must be (N, d) with the same d")
+    mean, std = Xtr.mean(0), Xtr.std(0).clamp_min(1e-12)
+    Xtr, Xte = (Xtr - mean) / std, (Xte - mean) / std
+    K = int(max(int(ytr.max()), int(yte.max()))) + 1
+    Wp = torch.zeros(Xtr.shape[1], K, dtype=torch.float64, device=Xtr.device, requires_grad=True)
+    bp = torch.zeros(K, dtype=torch.float64, device=Xtr.device, requires_grad=True)
+    opt = torch.optim.LBFGS([Wp, bp], lr=1, max_iter=max_iter, history_size=20, tolerance_grad=1e-9,
+                            tolerance_change=1e-12, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(Xtr @ Wp + bp, ytr) + 0.5 * l2 * Wp.pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        return float(((Xte @ Wp + bp).argmax(1) == yte).double().mean())
+
+
+def nearest_class_mean_accuracy(train_H, train_labels, test_H, test_labels) -> float:
+    """Test accuracy of the nearest-class-mean rule with the training class means (no classifier)."""
+    H, labels = _as_tensor(train_H, "train_H"), _as_tensor(train_labels, "train_labels").long()
+    K = int(labels.max()) + 1
+    counts, sums = _class_statistics(H, labels.to(H.device), K)
+    means = sums / counts.clamp_min(1)[:, None]
+    X = _as_tensor(test_H, "test_H").double().to(H.device)
+    y = _as_tensor(test_labels, "test_labels").long().to(H.device)
+    d2 = (X * X).sum(1, keepdim=True) - 2 * X @ means.T + (means * means).sum(1)[None]
+    return float((d2.argmin(1) == y).double().mean())

@@ -1,38 +1,79 @@
-"""Run a named protocol: a grid of training runs, resumable, one result JSON per run.
+"""Run a named protocol: a grid of training runs, resumable, budgeted, one result JSON per run.
 
-A protocol is a JSON file in ``protocols/`` (or any path)::
+A protocol is a JSON file in ``protocols/`` (or any path), checked against
+``protocols/protocol.schema.json``::
 
-    {"name": "book-cpu",
+    {"name": "cifar10-cpu",
      "description": "...",
      "base": {... TrainConfig fields shared by every run ...},
-     "grid": {"loss": ["ce", "ls", "fl", "mse"], "width": [0.125, 0.25], "epochs": [30], "seed": [0]}}
+     "grid": {"width": [0.0625, 0.125],
+              "budget": [{"epochs": 10, "eval_every": 1}, {"epochs": 20, "eval_every": 2}],
+              "loss": ["ce", "ls", "fl", "mse"]},
+     "order": [{"epochs": 20}, {}]}
 
-``python -m ncrepro.sweep book-cpu`` trains every grid point in order, writing
-``data/results/<name>/<run>.json``. Finished runs (a result whose config matches) are skipped;
-an interrupted run continues from its checkpoint. A summary table is printed at the end.
+An axis named after a setting lists its values; any other axis lists objects of settings that
+vary together. ``grid`` may also be a list of such blocks (a grid that is not one product), and
+``order`` gives the priority of a budgeted sweep: runs matching the first selector first.
+
+``python -m ncrepro.sweep cifar10-cpu`` trains every pending run, writing
+``data/results/<name>/<run>.json``; finished runs are skipped and an interrupted run continues
+from its checkpoint. ``--budget-minutes M`` starts a run only when its estimated time, from the
+throughput measured on this device in this process, fits what is left. ``--list`` shows what is
+done; ``export`` and ``import`` move finished results between machines with their checks.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
 import itertools
 import json
+import math
+import os
+import re
 import sys
+import tarfile
 import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
+from . import _io
 from ._cli import OneLineParser, run_guarded
 from ._io import REPO_ROOT
-from .train import TrainConfig, checkpoint_path, differing_settings, train
+from .data import DataSplits, load_dataset, make_splits
+from .train import (EXECUTION_SETTINGS, DeadlineReached, Throughput, TrainConfig, checkpoint_path, differing_settings,
+                    measure_throughput, train)
 
-__all__ = ["load_protocol", "protocol_runs", "run_protocol", "summary_table", "PROTOCOL_DIR", "RESULTS_DIR"]
+__all__ = [
+    "load_protocol",
+    "protocol_runs",
+    "ordered_runs",
+    "run_name",
+    "run_protocol",
+    "SweepReport",
+    "summary_table",
+    "export_results",
+    "import_results",
+    "load_results",
+    "PROTOCOL_DIR",
+    "RESULTS_DIR",
+    "SCHEMA_PATH",
+]
 
 PROTOCOL_DIR = REPO_ROOT / "protocols"
 RESULTS_DIR = REPO_ROOT / "data" / "results"
-_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
-_TOP_KEYS = {"name", "description", "base", "grid", "threads", "notes"}
+SCHEMA_PATH = PROTOCOL_DIR / "protocol.schema.json"
+_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+_INT_FIELDS = {"epochs", "batch_size", "seed", "val_size", "eval_every", "train_subset", "val_subset",
+               "test_subset"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Protocol files
 
 
 def _protocol_path(name_or_path: str) -> Path:
@@ -42,97 +83,389 @@ def _protocol_path(name_or_path: str) -> Path:
     return PROTOCOL_DIR / f"{name_or_path}.json"
 
 
-def load_protocol(name_or_path: str) -> dict:
-    """Read and check a protocol file; every grid point is validated before anything runs."""
-    path = _protocol_path(name_or_path)
-    if not path.is_file():
-        known = sorted(p.stem for p in PROTOCOL_DIR.glob("*.json"))
-        raise ValueError(f"no protocol {name_or_path!r} (looked for {path}); known protocols: {', '.join(known)}")
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _read_json(path: Path, what: str):
     try:
-        proto = json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: {what} is not UTF-8 text") from None
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(proto, dict):
-        raise ValueError(f"{path}: a protocol must be a JSON object")
-    unknown = set(proto) - _TOP_KEYS
-    if unknown:
-        raise ValueError(f"{path}: unknown keys {sorted(unknown)} (allowed: {sorted(_TOP_KEYS)})")
-    for key in ("name", "base", "grid"):
-        if key not in proto:
-            raise ValueError(f"{path}: missing required key {key!r}")
-    if not isinstance(proto["base"], dict) or not isinstance(proto["grid"], dict):
-        raise ValueError(f"{path}: 'base' and 'grid' must be objects")
-    for section in ("base", "grid"):
-        bad = set(proto[section]) - _FIELDS
-        if bad:
-            raise ValueError(f"{path}: unknown setting(s) {sorted(bad)} in {section!r}")
-    for key, values in proto["grid"].items():
-        if not isinstance(values, list) or not values:
-            raise ValueError(f"{path}: grid entry {key!r} must be a non-empty list")
-    if str(proto["name"]) != path.stem and path.parent == PROTOCOL_DIR:
-        raise ValueError(f"{path}: name {proto['name']!r} does not match the file name")
-    proto["_path"] = str(path)
-    for _, config in protocol_runs(proto):
-        try:
-            config.validate()
-        except ValueError as err:
-            raise ValueError(f"{path}: {err}") from None
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    except OSError as err:
+        raise ValueError(f"{path}: cannot be read ({err.strerror or err})") from None
+
+
+def _schema_errors(proto) -> list[str]:
+    """Messages for every place ``proto`` breaks the schema (jsonschema, or fastjsonschema
+    where jsonschema is not installed, as on the GPU machine)."""
+    schema = json.loads(SCHEMA_PATH.read_text())
+    try:
+        import jsonschema
+    except ImportError:
+        jsonschema = None
+    if jsonschema is not None:
+        validator = jsonschema.Draft202012Validator(schema)
+        errors = sorted(validator.iter_errors(proto), key=lambda e: list(e.absolute_path))
+        return [f"{e.json_path}: {_short(e)}" for e in errors]
+    try:
+        import fastjsonschema
+    except ImportError:
+        raise ValueError("checking a protocol needs the package jsonschema (or fastjsonschema)") from None
+    try:
+        fastjsonschema.compile(schema)(proto)
+    except fastjsonschema.JsonSchemaValueException as err:
+        return [f"{err.name}: {err.message}"]
+    return []
+
+
+def _short(error) -> str:
+    if error.validator == "oneOf" and error.context:
+        best = min(error.context, key=lambda e: len(list(e.absolute_path)))
+        return best.message
+    if error.validator == "additionalProperties":
+        return error.message.replace("Additional properties are not allowed", "unknown key(s)")
+    return error.message
+
+
+def _coerce(settings: dict) -> dict:
+    # JSON Schema counts 2.0 as an integer; the config gets a Python int.
+    return {k: (int(v) if k in _INT_FIELDS and isinstance(v, float) else v) for k, v in settings.items()}
+
+
+def _expand_block(block: dict, where: str) -> list[dict]:
+    keys = list(block)
+    points = []
+    for values in itertools.product(*(block[k] for k in keys)):
+        settings: dict = {}
+        for key, value in zip(keys, values):
+            items = {key: value} if key in _FIELDS else value
+            clash = set(items) & set(settings)
+            if clash:
+                raise ValueError(f"{where}: setting(s) {sorted(clash)} are given by two grid axes")
+            settings.update(items)
+        points.append(_coerce(settings))
+    return points
+
+
+def _identity(config: TrainConfig) -> dict:
+    return {k: v for k, v in config.public().items() if k not in EXECUTION_SETTINGS}
+
+
+def _config_hash(config: TrainConfig) -> str:
+    return hashlib.sha256(json.dumps(_identity(config), sort_keys=True).encode()).hexdigest()[:8]
+
+
+def _token(key: str, value) -> str:
+    short = {"eval_every": "ev", "lr": "lr", "weight_decay": "wd", "batch_size": "bs", "momentum": "mom",
+             "grad_clip": "clip", "train_subset": "n", "val_subset": "nv", "test_subset": "nt", "val_size": "val"}
+    if key == "augment":
+        return "aug" if value else "noaug"
+    if key == "loss_scale":
+        return "sum" if value == "official" else "mean"
+    if key == "nc_features":
+        return f"nc{value}"
+    if key == "download":
+        return "dl" if value else "nodl"
+    if key == "data":
+        value = Path(str(value).split(":")[-1]).name or str(value)
+        return re.sub(r"[^A-Za-z0-9.+-]", "_", f"data-{value}")
+    text = "all" if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
+    return re.sub(r"[^A-Za-z0-9.+-]", "_", f"{short.get(key, key)}{text}")
+
+
+def run_name(config: TrainConfig, varying: tuple[str, ...] = ()) -> str:
+    """A readable file name: architecture, width, epochs, loss (with its hyperparameter) and
+    seed, then a token for every other setting named in ``varying``."""
+    hyper = {"ce": "", "ls": f"-a{config.alpha:g}", "fl": f"-g{config.gamma:g}", "mse": f"-M{config.mse_scale:g}"}
+    stem = f"{config.arch}-w{config.width:g}-e{config.epochs}-{config.loss}{hyper.get(config.loss, '')}-s{config.seed}"
+    named = {"arch", "width", "epochs", "loss", "alpha", "gamma", "mse_scale", "seed"}
+    extra = [_token(k, getattr(config, k)) for k in sorted(varying) if k not in named]
+    return "-".join([stem, *extra])
+
+
+def _name_runs(configs: list[TrainConfig], where: str) -> list[str]:
+    identities = [_identity(c) for c in configs]
+    seen: dict[str, int] = {}
+    for i, ident in enumerate(identities):
+        key = json.dumps(ident, sort_keys=True)
+        if key in seen:
+            raise ValueError(f"{where}: grid points {seen[key] + 1} and {i + 1} are the same run")
+        seen[key] = i
+    varying = tuple(sorted(k for k in identities[0] if len({json.dumps(x[k]) for x in identities}) > 1))
+    names = [run_name(c, varying) for c in configs]
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+    # Values that print alike (0.1 and 0.10000001) still name different runs: a hash of the
+    # whole configuration breaks the tie.
+    return [f"{n}-h{_config_hash(c)}" if counts[n] > 1 else n for n, c in zip(names, configs)]
+
+
+def load_protocol(name_or_path: str) -> dict:
+    """Read and check a protocol file; every run is built and validated before anything trains.
+
+    The returned dict is the file's content plus ``_path`` and ``_runs`` (the ``(name, config)``
+    pairs in grid order).
+
+    Raises:
+        ValueError: no such protocol, a schema violation, a name that does not match the file,
+            an invalid setting, or two grid points that are the same run.
+    """
+    path = _protocol_path(name_or_path)
+    if not path.is_file():
+        known = sorted(p.stem for p in PROTOCOL_DIR.glob("*.json") if p != SCHEMA_PATH)
+        raise ValueError(f"no protocol {name_or_path!r} (looked for {path}); known protocols: {', '.join(known)}")
+    proto = _read_json(path, "the protocol")
+    errors = _schema_errors(proto)
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ValueError(f"{path}: {errors[0]}{more}")
+    if proto["name"] != path.stem:
+        raise ValueError(f"{path}: name {proto['name']!r} does not match the file name {path.stem!r}")
+    blocks = proto["grid"] if isinstance(proto["grid"], list) else [proto["grid"]]
+    base = _coerce(proto["base"])
+    configs = []
+    for block in blocks:
+        for point in _expand_block(block, str(path)):
+            config = TrainConfig(**{**base, **point})
+            try:
+                config.validate()
+            except ValueError as err:
+                raise ValueError(f"{path}: {err}") from None
+            configs.append(config)
+    names = _name_runs(configs, str(path))
+    proto = dict(proto, _path=str(path), _runs=list(zip(names, configs)))
     return proto
 
 
-def run_name(config: TrainConfig) -> str:
-    hyper = {"ce": "", "ls": f"-a{config.alpha:g}", "fl": f"-g{config.gamma:g}", "mse": f"-M{config.mse_scale:g}"}
-    return f"{config.arch}-w{config.width:g}-e{config.epochs}-{config.loss}{hyper[config.loss]}-s{config.seed}"
-
-
 def protocol_runs(proto: dict) -> list[tuple[str, TrainConfig]]:
-    keys = list(proto["grid"])
-    runs = []
-    for values in itertools.product(*(proto["grid"][k] for k in keys)):
-        settings = {**proto["base"], **dict(zip(keys, values))}
-        try:
-            config = TrainConfig(**settings)
-        except TypeError as err:
-            raise ValueError(f"protocol {proto['name']!r}: {err}") from None
-        runs.append((run_name(config), config))
-    return runs
+    """``(run name, config)`` for every grid point, in grid order (fresh config copies)."""
+    return [(name, dataclasses.replace(config)) for name, config in proto["_runs"]]
+
+
+def _matches(config: TrainConfig, selector: dict) -> bool:
+    return all(getattr(config, k) == v for k, v in _coerce(selector).items())
+
+
+def ordered_runs(proto: dict) -> list[tuple[str, TrainConfig]]:
+    """The runs in the protocol's priority order (its ``order`` selectors, then grid order)."""
+    runs = protocol_runs(proto)
+    taken: set[str] = set()
+    ordered = []
+    for selector in proto.get("order", []) + [{}]:
+        for name, config in runs:
+            if name not in taken and _matches(config, selector):
+                ordered.append((name, config))
+                taken.add(name)
+    return ordered
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+
+
+def _check_result(result, where: str) -> dict:
+    if not isinstance(result, dict):
+        raise ValueError(f"{where}: a result must be a JSON object, got {type(result).__name__}")
+    missing = [k for k in ("config", "provenance", "summary", "epochs") if k not in result]
+    if missing:
+        raise ValueError(f"{where}: not a finished result (missing {', '.join(missing)})")
+    if not isinstance(result["config"], dict) or not isinstance(result["epochs"], list) or not result["epochs"]:
+        raise ValueError(f"{where}: malformed result (config must be an object, epochs a non-empty list)")
+    prov = result["provenance"]
+    if not isinstance(prov, dict) or any(k not in prov for k in ("git_commit", "device", "torch", "dataset")):
+        raise ValueError(f"{where}: provenance (git_commit, device, torch, dataset) is missing")
+    return result
+
+
+def read_result(path: Path) -> dict:
+    """A finished result file, checked; ValueError with the file's name otherwise."""
+    return _check_result(_read_json(path, "the result"), str(path))
 
 
 def _finished(path: Path, config: TrainConfig) -> dict | None:
+    """The finished result at ``path`` for ``config``; None if there is none.
+
+    Raises ValueError when ``path`` holds something else (a damaged file, or a result of
+    another configuration): that is never silently replaced.
+    """
     if not path.exists():
         return None
-    try:
-        result = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
-    return None if differing_settings(result.get("config", {}), config) else result
+    result = read_result(path)
+    diff = differing_settings(result["config"], config)
+    if diff:
+        raise ValueError(f"{path}: holds a result with other settings ({', '.join(diff)}); move it away first")
+    return result
+
+
+def _results_dir(proto: dict, results_dir) -> Path:
+    return Path(results_dir) if results_dir else RESULTS_DIR / proto["name"]
+
+
+def load_results(protocol: str | dict, *, results_dir: Path | None = None) -> list[dict]:
+    """Every finished result of a protocol, in grid order, each with ``run`` (its file name)
+    and ``grid`` (its settings that vary across the protocol: loss, width, epochs, seed, ...).
+
+    Missing runs are left out; a result file that is damaged or belongs to another
+    configuration raises ValueError naming it.
+    """
+    proto = load_protocol(protocol) if isinstance(protocol, str) else protocol
+    folder = _results_dir(proto, results_dir)
+    runs = protocol_runs(proto)
+    identities = [_identity(c) for _, c in runs]
+    varying = sorted(k for k in identities[0] if len({json.dumps(x[k]) for x in identities}) > 1)
+    out = []
+    for (name, config), ident in zip(runs, identities):
+        result = _finished(folder / f"{name}.json", config)
+        if result is not None:
+            out.append(dict(result, run=name, grid={k: ident[k] for k in varying}))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Running, with a budget
+
+
+@dataclass
+class SweepReport:
+    """What a sweep did: run names by outcome, and the finished results in priority order."""
+
+    done: list[str] = field(default_factory=list)          # finished in this call
+    earlier: list[str] = field(default_factory=list)       # finished before this call
+    skipped: list[str] = field(default_factory=list)       # not started: would not fit the budget
+    partial: list[str] = field(default_factory=list)       # stopped at an epoch boundary by the budget
+    pending: list[str] = field(default_factory=list)       # not reached
+    results: list[dict] = field(default_factory=list)
+    stopped_by_budget: bool = False
+
+    def line(self) -> str:
+        return (f"done {len(self.done)}, finished earlier {len(self.earlier)}, skipped (budget) "
+                f"{len(self.skipped)}, partial {len(self.partial)}, pending {len(self.pending)}")
+
+
+def _rate_key(config: TrainConfig) -> tuple:
+    return (config.arch, config.width, config.batch_size, config.augment, config.device, config.compile)
+
+
+def estimate_seconds(config: TrainConfig, splits: DataSplits, rate: Throughput) -> float:
+    """Estimated wall time of a whole run: its epochs, its evaluations, its setup, plus 10%."""
+    evaluations = len({e for e in range(1, config.epochs + 1) if e % config.eval_every == 0 or e == config.epochs})
+    eval_images = len(splits.train) + len(splits.val) + len(splits.test)
+    seconds = (config.epochs * len(splits.train) / rate.train_images_per_s
+               + evaluations * eval_images / rate.eval_images_per_s + rate.setup_seconds)
+    return 1.1 * seconds
+
+
+class _SplitCache:
+    """Datasets loaded once per process and shared by the runs that use the same data."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple, DataSplits] = {}
+
+    def get(self, config: TrainConfig) -> DataSplits:
+        key = (config.data, config.download, config.val_size, config.train_subset, config.val_subset,
+               config.test_subset)
+        if key not in self._cache:
+            train_set, test_set, desc = load_dataset(config.data, download=config.download)
+            self._cache[key] = make_splits(train_set, test_set, desc, val_size=config.val_size,
+                                           train_subset=config.train_subset, val_subset=config.val_subset,
+                                           test_subset=config.test_subset)
+        return self._cache[key]
 
 
 def run_protocol(name_or_path: str, *, results_dir: Path | None = None, device: str | None = None,
-                 progress: bool = True, log=print) -> list[dict]:
-    """Run (or finish) every run of a protocol; return the results in grid order."""
+                 compile: str | None = None, budget_minutes: float | None = None, progress: bool = True,
+                 log=print) -> SweepReport:
+    """Run (or finish) the pending runs of a protocol in its priority order.
+
+    With ``budget_minutes`` a run starts only when its estimated time fits what is left (runs
+    that do not fit are skipped and later, cheaper ones are tried); a run that turns out slower
+    than estimated stops at an epoch boundary at the deadline, its checkpoint kept. Results are
+    only ever written whole.
+    """
     proto = load_protocol(name_or_path)
-    out_dir = Path(results_dir) if results_dir else RESULTS_DIR / proto["name"]
+    out_dir = _results_dir(proto, results_dir)
+    if budget_minutes is not None and not (budget_minutes > 0 and math.isfinite(budget_minutes)):
+        raise ValueError(f"--budget-minutes must be a positive number, got {budget_minutes}")
+    start = time.monotonic()
+    deadline = None if budget_minutes is None else start + 60.0 * budget_minutes
     if proto.get("threads"):
         torch.set_num_threads(int(proto["threads"]))
-    runs = protocol_runs(proto)
-    results = []
+    runs = ordered_runs(proto)
+    _check_outputs(out_dir)
+    report = SweepReport()
+    splits_cache = _SplitCache()
+    rates: dict[tuple, Throughput] = {}
     for i, (name, config) in enumerate(runs, 1):
         if device:
             config.device = device
+        if compile:
+            config.compile = compile
+        tag = f"[{i}/{len(runs)}] {name}"
         out = out_dir / f"{name}.json"
         done = _finished(out, config)
         if done is not None:
-            log(f"[{i}/{len(runs)}] {name}: finished earlier, skipped")
-            results.append(done)
+            report.earlier.append(name)
+            report.results.append(done)
             continue
+        if report.stopped_by_budget:
+            report.pending.append(name)
+            continue
+        splits = splits_cache.get(config)
+        if deadline is not None:
+            key = _rate_key(config)
+            if key not in rates:
+                rates[key] = measure_throughput(config, splits)
+                r = rates[key]
+                log(f"measured {config.arch} width {config.width:g} on {config.device}: "
+                    f"{r.train_images_per_s:,.0f} training images/s, {r.eval_images_per_s:,.0f} evaluation "
+                    f"images/s, setup {r.setup_seconds:.1f} s (compiled: {r.compiled})")
+            estimate = estimate_seconds(config, splits, rates[key])
+            left = deadline - time.monotonic()
+            if estimate > left:
+                log(f"{tag}: skipped, estimated {estimate / 60:.1f} min > {left / 60:.1f} min left")
+                report.skipped.append(name)
+                continue
         state = "resuming" if checkpoint_path(out).exists() else "starting"
-        log(f"[{i}/{len(runs)}] {name}: {state}")
+        log(f"{tag}: {state}" + ("" if deadline is None else f" (estimated {estimate / 60:.1f} min)"))
         t0 = time.time()
-        results.append(train(config, out, resume=True, progress=progress, log=log))
-        log(f"[{i}/{len(runs)}] {name}: done in {time.time() - t0:.0f}s -> {out}")
-    log(summary_table(results))
-    return results
+        try:
+            result = train(config, out, resume=True, progress=progress, splits=splits, log=log, deadline=deadline)
+        except DeadlineReached as err:
+            log(f"{tag}: {err}; the checkpoint is kept")
+            report.partial.append(name)
+            report.stopped_by_budget = True
+            continue
+        report.done.append(name)
+        report.results.append(result)
+        log(f"{tag}: done in {time.time() - t0:.0f}s -> {out}")
+        if deadline is not None:
+            # The finished run is the best measurement of its own kind of run: its whole wall time
+            # (training and evaluations) is charged to training images from now on.
+            per_image = result["provenance"]["wall_seconds"] / max(1, config.epochs * len(splits.train))
+            rates[_rate_key(config)] = Throughput(1.0 / per_image, math.inf, 0.0, rates[_rate_key(config)].compiled)
+    if report.results:
+        log(summary_table(report.results))
+    log(f"{proto['name']}: {report.line()}")
+    return report
+
+
+def _check_outputs(out_dir: Path) -> None:
+    """The results folder must exist or be creatable, and be writable, before anything trains."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"{out_dir}: the results folder is a file")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".write-test-{os.getpid()}.tmp"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise ValueError(f"{out_dir}: cannot write results there ({err.strerror or err})") from None
 
 
 def summary_table(results: list[dict]) -> str:
@@ -150,27 +483,211 @@ def summary_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = OneLineParser(prog="python -m ncrepro.sweep", description=__doc__.split("\n\n")[0])
-    p.add_argument("protocol", help="a name in protocols/ (book-cpu, book-gpu, paper-cifar10, smoke) or a path")
-    p.add_argument("--results-dir", type=Path, default=None, help="default: data/results/<protocol name>/")
-    p.add_argument("--device", default=None, help="override the protocol's device (auto, cpu, cuda)")
-    p.add_argument("--list", action="store_true", help="list the runs and whether each is done, then exit")
-    p.add_argument("--no-progress", action="store_true")
+def run_states(proto: dict, results_dir: Path | None = None) -> list[tuple[str, str]]:
+    """``(run name, state)`` in priority order: ``done``, ``partial (epoch k of n)`` or ``pending``."""
+    out_dir = _results_dir(proto, results_dir)
+    states = []
+    for name, config in ordered_runs(proto):
+        out = out_dir / f"{name}.json"
+        if _finished(out, config) is not None:
+            states.append((name, "done"))
+            continue
+        ckpt = checkpoint_path(out)
+        if ckpt.exists():
+            try:
+                epochs = len(torch.load(ckpt, map_location="cpu", weights_only=True)["history"])
+                states.append((name, f"partial (epoch {epochs} of {config.epochs})"))
+            except Exception:  # noqa: BLE001 - a damaged checkpoint is reported, not fatal here
+                states.append((name, "partial (checkpoint unreadable)"))
+            continue
+        states.append((name, "pending"))
+    return states
+
+
+# ---------------------------------------------------------------------------------------------
+# Moving results between machines
+
+
+def export_results(protocol: str, archive: str | Path, *, results_dir: Path | None = None) -> list[str]:
+    """Write every finished result of ``protocol`` into a ``.tar.gz`` with a manifest; returns
+    the run names. The archive is written atomically."""
+    proto = load_protocol(protocol)
+    results = load_results(proto, results_dir=results_dir)
+    manifest = {"protocol": proto["name"], "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "git_commit": _io.git_commit(), "runs": [r["run"] for r in results]}
+    archive = Path(archive)
+    if archive.is_dir():
+        raise ValueError(f"{archive}: is a folder; give the archive's file name")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        members = [("manifest.json", manifest)] + [
+            (f"{proto['name']}/{r['run']}.json", {k: v for k, v in r.items() if k not in ("run", "grid")})
+            for r in results]
+        for member, obj in members:
+            data = (json.dumps(obj, indent=1) + "\n").encode()
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            info.mtime = int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+    _io.atomic_write_bytes(archive, buffer.getvalue())
+    return manifest["runs"]
+
+
+def import_results(archive: str | Path, *, results_dir: Path | None = None, log=print) -> dict[str, list[str]]:
+    """Check every result in an archive made by :func:`export_results` and copy it in.
+
+    A result is imported when it is a finished result with provenance whose config is exactly
+    the config of the run of that name in the local protocol. It never replaces a different
+    finished result; an identical one is left alone. Returns run names by outcome
+    (``imported``, ``identical``, ``refused``).
+
+    Raises:
+        ValueError: the archive is unreadable or has no manifest naming a known protocol.
+    """
+    archive = Path(archive)
+    try:
+        with tarfile.open(archive, mode="r:*") as tar:
+            members = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+    except (tarfile.TarError, OSError, EOFError) as err:
+        raise ValueError(f"{archive}: not a readable results archive ({err})") from None
+    if "manifest.json" not in members:
+        raise ValueError(f"{archive}: no manifest.json; make archives with: python -m ncrepro.sweep export")
+    try:
+        manifest = json.loads(members.pop("manifest.json"))
+        protocol = manifest["protocol"]
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"{archive}: manifest.json is not a results manifest") from None
+    proto = load_protocol(str(protocol))
+    runs = dict(protocol_runs(proto))
+    out_dir = _results_dir(proto, results_dir)
+    outcome: dict[str, list[str]] = {"imported": [], "identical": [], "refused": []}
+    for member, data in sorted(members.items()):
+        where = f"{archive}:{member}"
+        folder, _, file = member.rpartition("/")
+        name = file[:-5] if file.endswith(".json") else file
+        try:
+            if folder != proto["name"] or name not in runs:
+                raise ValueError(f"{where}: not a run of protocol {proto['name']!r}")
+            try:
+                result = _check_result(json.loads(data.decode("utf-8"), parse_constant=_reject_constant), where)
+            except (UnicodeDecodeError, json.JSONDecodeError) as err:
+                raise ValueError(f"{where}: not a JSON result ({err})") from None
+            diff = differing_settings(result["config"], runs[name])
+            if diff:
+                raise ValueError(f"{where}: config differs from the protocol's run ({', '.join(diff)})")
+            target = out_dir / f"{name}.json"
+            if target.exists():
+                if target.read_bytes() == data or _same_result(target, result):
+                    outcome["identical"].append(name)
+                    continue
+                raise ValueError(f"{where}: {target} already holds a different result; it is kept")
+            _io.atomic_write_bytes(target, data)
+            outcome["imported"].append(name)
+            log(f"imported {target}")
+        except ValueError as err:
+            outcome["refused"].append(name)
+            log(f"refused: {err}")
+    log(f"{archive}: imported {len(outcome['imported'])}, identical {len(outcome['identical'])}, "
+        f"refused {len(outcome['refused'])}")
+    return outcome
+
+
+def _same_result(path: Path, result: dict) -> bool:
+    try:
+        return json.loads(path.read_text()) == result
+    except (ValueError, OSError):
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def _import_main(argv: list[str]) -> int:
+    p = OneLineParser(prog="python -m ncrepro.sweep import",
+                      description="Check the results in an archive and copy them into data/results/<protocol>/.")
+    p.add_argument("archive", help="a .tar.gz written by `python -m ncrepro.sweep export` (or scripts/gpu-sweep.sh)")
+    p.add_argument("--results-dir", type=Path, default=None, help="default: data/results/<protocol>/")
     args = p.parse_args(argv)
 
     def action():
-        if args.list:
+        outcome = import_results(args.archive, results_dir=args.results_dir, log=lambda m: print(m, flush=True))
+        return 2 if outcome["refused"] else 0
+
+    return run_guarded(p.prog, action, "interrupted; files already imported are complete")
+
+
+def _export_main(argv: list[str]) -> int:
+    p = OneLineParser(prog="python -m ncrepro.sweep export",
+                      description="Write a protocol's finished results into one .tar.gz with a manifest.")
+    p.add_argument("protocol")
+    p.add_argument("archive", help="the .tar.gz to write")
+    p.add_argument("--results-dir", type=Path, default=None, help="default: data/results/<protocol>/")
+    args = p.parse_args(argv)
+
+    def action():
+        names = export_results(args.protocol, args.archive, results_dir=args.results_dir)
+        print(f"{args.archive}: {len(names)} finished result(s) of {args.protocol}")
+
+    return run_guarded(p.prog, action, "interrupted; no archive was written")
+
+
+def _check_environment(proto: dict, device: str | None) -> str:
+    """One line on what this machine offers the protocol; ValueError when it cannot run it."""
+    name, config = protocol_runs(proto)[0]
+    dev = device or config.device
+    if dev.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {dev!r} requested but torch {torch.__version__} sees no CUDA device")
+    datasets = sorted({c.data for _, c in protocol_runs(proto)})
+    for data in datasets:
+        if data.startswith(("cifar10:", "cifar100:")):
+            continue
+        path = Path(data)
+        if not path.is_absolute() and not path.exists():
+            path = REPO_ROOT / path
+        if not path.exists():
+            raise ValueError(f"dataset {data!r} not found (a pack is made with: python -m ncrepro.data pack SRC DEST)")
+    where = torch.cuda.get_device_name(0) if dev.startswith("cuda") else f"cpu, {torch.get_num_threads()} threads"
+    return (f"ok: torch {torch.__version__}, {where}; protocol {proto['name']} ({len(protocol_runs(proto))} runs); "
+            f"data {', '.join(datasets)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["import"]:
+        return _import_main(argv[1:])
+    if argv[:1] == ["export"]:
+        return _export_main(argv[1:])
+    p = OneLineParser(prog="python -m ncrepro.sweep", description=__doc__.split("\n\n")[0],
+                      epilog="Also: `python -m ncrepro.sweep export PROTOCOL ARCHIVE` and "
+                             "`python -m ncrepro.sweep import ARCHIVE`.")
+    p.add_argument("protocol", help="a name in protocols/ (cifar10-cpu, book-gpu, paper-cifar10, smoke, ...) or a path")
+    p.add_argument("--results-dir", type=Path, default=None, help="default: data/results/<protocol name>/")
+    p.add_argument("--device", default=None, help="override the protocol's device (auto, cpu, cuda)")
+    p.add_argument("--compile", default=None, choices=["auto", "off", "default", "reduce-overhead", "max-autotune",
+                                                        "max-autotune-no-cudagraphs"],
+                   help="override the torch.compile mode of the training step")
+    p.add_argument("--budget-minutes", type=float, default=None,
+                   help="start a run only if its measured-throughput estimate fits the minutes left")
+    p.add_argument("--list", action="store_true", help="show each run as done, partial or pending, then exit")
+    p.add_argument("--check", action="store_true",
+                   help="check in seconds that this machine can run the protocol (device, data), then exit")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = p.parse_args(argv)
+
+    def action():
+        if args.list or args.check:
             proto = load_protocol(args.protocol)
-            out_dir = args.results_dir or RESULTS_DIR / proto["name"]
-            for name, config in protocol_runs(proto):
-                out = out_dir / f"{name}.json"
-                state = ("done" if _finished(out, config) else
-                         "partial" if checkpoint_path(out).exists() else "todo")
-                print(f"{state:8} {name}")
+            if args.check:
+                print(_check_environment(proto, args.device))
+                return 0
+            for name, state in run_states(proto, args.results_dir):
+                print(f"{state:24} {name}")
             return 0
-        run_protocol(args.protocol, results_dir=args.results_dir, device=args.device,
-                     progress=not args.no_progress, log=lambda m: print(m, flush=True))
+        run_protocol(args.protocol, results_dir=args.results_dir, device=args.device, compile=args.compile,
+                     budget_minutes=args.budget_minutes, progress=not args.no_progress,
+                     log=lambda m: print(m, flush=True))
+        return 0
 
     return run_guarded(p.prog, action, "interrupted; run the same command again to resume")
 

@@ -33,10 +33,23 @@ from ._cli import OneLineParser, run_guarded
 from .data import DataSplits, augment_batch, load_dataset, make_splits, normalize_batch
 from .losses import check_loss_name, get_loss
 from .losses._validation import check_alpha, check_gamma, check_scale
-from .metrics import NCMetricsAccumulator
+from .metrics import (class_geometry, expected_calibration_error, linear_probe_accuracy, logit_margins,
+                      nc_metrics, nearest_class_mean_accuracy)
 from .models import ARCHITECTURES, build_model
 
-__all__ = ["TrainConfig", "train", "lr_at_epoch", "checkpoint_path", "differing_settings", "main"]
+__all__ = [
+    "TrainConfig",
+    "train",
+    "DeadlineReached",
+    "Throughput",
+    "measure_throughput",
+    "lr_at_epoch",
+    "checkpoint_path",
+    "differing_settings",
+    "COMPILE_MODES",
+    "EXECUTION_SETTINGS",
+    "main",
+]
 
 
 @dataclass
@@ -66,6 +79,7 @@ class TrainConfig:
     nc_features: str = "clean"        # or "augmented", as the official evaluation measured
     augment: bool = True              # random crop + flip; off only for small CPU protocols
     device: str = "auto"
+    compile: str = "auto"             # torch.compile mode for the training step; see COMPILE_MODES
     download: bool = False
 
     def validate(self) -> "TrainConfig":
@@ -87,8 +101,13 @@ class TrainConfig:
                 raise ValueError(f"{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
         if not (self.weight_decay >= 0 and 0 <= self.momentum < 1):
             raise ValueError("weight-decay must be >= 0 and momentum in [0, 1)")
+        for name in ("lr", "momentum", "weight_decay", "grad_clip"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name.replace('_', '-')} must be a finite number, got {getattr(self, name)}")
         if self.nc_features not in ("clean", "augmented"):
             raise ValueError(f"nc_features must be 'clean' or 'augmented', got {self.nc_features!r}")
+        if self.compile not in COMPILE_MODES:
+            raise ValueError(f"compile must be one of {list(COMPILE_MODES)}, got {self.compile!r}")
         return self
 
     def loss_params(self) -> dict[str, float]:
@@ -104,15 +123,25 @@ class TrainConfig:
         return out
 
 
+#: ``compile`` values: ``auto`` compiles the training step on CUDA (``default`` mode) and not on
+#: the CPU, where it measured slower at width 1/8 and exactness of --resume matters most; the
+#: others are torch.compile modes, or ``off``.
+COMPILE_MODES = ("auto", "off", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+#: Settings that say where and how fast a run is computed, not what it computes: they are
+#: stored with a result but do not make it a different run.
+EXECUTION_SETTINGS = ("device", "compile")
+
+
 def differing_settings(saved: dict, config: TrainConfig) -> list[str]:
-    """Settings in which a stored config differs from ``config``, ignoring the device.
+    """Settings in which a stored config differs from ``config``, ignoring execution settings.
 
     A setting missing from ``saved`` (added to TrainConfig after the run was made) counts as its
     default value, so results and checkpoints stay valid when new options appear.
     """
     defaults = TrainConfig().public()
     current = config.public()
-    return sorted(k for k in current if k != "device" and saved.get(k, defaults[k]) != current[k])
+    return sorted(k for k in current if k not in EXECUTION_SETTINGS and saved.get(k, defaults[k]) != current[k])
 
 
 def lr_at_epoch(epoch: int, config: TrainConfig) -> float:
@@ -152,6 +181,12 @@ def _epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Gener
     return gen
 
 
+def _compile_mode(config: TrainConfig, device: torch.device) -> str | None:
+    if config.compile == "auto":
+        return "default" if device.type == "cuda" else None
+    return None if config.compile == "off" else config.compile
+
+
 class _Trainer:
     def __init__(self, config: TrainConfig, splits: DataSplits, device: torch.device) -> None:
         self.config = config
@@ -167,20 +202,56 @@ class _Trainer:
         self.model = build_model(config.arch, num_classes=self.num_classes, width=config.width).to(device)
         self.memory_format = torch.channels_last if _channels_last_ok(self.model, device) else torch.contiguous_format
         self.model = self.model.to(memory_format=self.memory_format)
+        # On CUDA the fused kernel updates every parameter in one launch (same arithmetic).
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr, momentum=config.momentum,
-                                         weight_decay=config.weight_decay)
+                                         weight_decay=config.weight_decay, fused=True if self.cuda else None)
         # Labels were checked once when the data loaded, so skip the per-step device sync.
         reduction = "sum" if config.loss_scale == "official" else "mean"
         self.loss_fn = get_loss(config.loss, reduction=reduction, validate_targets=False, **config.loss_params())
         # The official MSE is the batch sum of ||z - M e_y||^2: twice our 1/2-weighted sum.
         self.loss_factor = 2.0 if (config.loss_scale == "official" and config.loss == "mse") else 1.0
         self.per_sample_loss = get_loss(config.loss, reduction="none", validate_targets=False, **config.loss_params())
+        self.compile_mode = _compile_mode(config, device)
+        self.compile_failure: str | None = None
+        self._step_logits = self._forward_logits
+        if self.compile_mode is not None:
+            self._step_logits = torch.compile(self._forward_logits, mode=self.compile_mode)
+        self._step_checked = self.compile_mode is None
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One SGD step; returns the logits (detached)."""
+        logits = self._step_logits(x)
+        loss = self.loss_fn(logits, y) * self.loss_factor
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        return logits.detach()
+
+    def _checked_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The first compiled step: if compiling fails (an unsupported torch or compiler), train
+        on uncompiled and say so in the result, rather than lose the run."""
+        try:
+            logits = self._step(x, y)
+        except Exception as err:  # noqa: BLE001 - any compiler failure means: run eagerly
+            self.compile_failure = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
+            print(f"ncrepro.train: torch.compile failed ({self.compile_failure}); training uncompiled",
+                  file=sys.stderr, flush=True)
+            self.compile_mode = None
+            self._step_logits = self._forward_logits
+            logits = self._step(x, y)
+        self._step_checked = True
+        return logits
 
     def _input(self, images_nhwc_uint8: torch.Tensor) -> torch.Tensor:
         return normalize_batch(images_nhwc_uint8).contiguous(memory_format=self.memory_format)
 
     def _autocast(self):
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda)
+
+    def _forward_logits(self, x: torch.Tensor) -> torch.Tensor:
+        with self._autocast():
+            return self.model(x).float()
 
     def train_epoch(self, epoch: int, progress: bool) -> dict:
         cfg = self.config
@@ -199,23 +270,18 @@ class _Trainer:
             from tqdm.auto import tqdm
             bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, unit="batch")
             batches = bar
+        # Nothing in the step reads a value back to the host: loss and accuracy accumulate on
+        # the device, and the progress bar (which must read them) updates every 50 batches.
         for i, start in enumerate(batches):
             idx = order[start:start + cfg.batch_size]
             x = self.train_x[idx]
             x = self._input(augment_batch(x, gen) if cfg.augment else x)
             y = self.train_y[idx]
-            with self._autocast():
-                logits = self.model(x)
-            logits = logits.float()
-            loss = self.loss_fn(logits, y) * self.loss_factor
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-            self.optimizer.step()
+            logits = self._step(x, y) if self._step_checked else self._checked_step(x, y)
             with torch.no_grad():
-                total_loss += self.per_sample_loss(logits.detach(), y).double().sum()
+                total_loss += self.per_sample_loss(logits, y).double().sum()
                 correct += (logits.argmax(1) == y).sum()
-            if bar is not None and (i % 10 == 0 or start + cfg.batch_size >= n):
+            if bar is not None and (i % 50 == 0 or start + cfg.batch_size >= n):
                 seen = min(start + cfg.batch_size, n)
                 bar.set_postfix(loss=f"{float(total_loss) / seen:.4f}", acc=f"{float(correct) / seen:.3f}")
         if bar is not None:
@@ -226,31 +292,121 @@ class _Trainer:
         return {"lr": lr, "train_loss": train_loss, "train_acc": float(correct) / n}
 
     @torch.no_grad()
-    def _predict(self, images: torch.Tensor, labels: torch.Tensor, accumulator=None, generator=None):
+    def _features(self, images: torch.Tensor, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Penultimate features and logits (float32, on the device) of every image, in order."""
         self.model.eval()
-        correct = 0
-        for start in range(0, len(labels), 500):
+        feats, logits = [], []
+        for start in range(0, len(images), 500):
             x = images[start:start + 500]
             x = self._input(augment_batch(x, generator) if generator is not None else x)
             with self._autocast():
-                h, logits = self.model.forward_with_features(x)
-            y = labels[start:start + 500]
-            correct += int((logits.argmax(1) == y).sum())
-            if accumulator is not None:
-                accumulator.update(h.float(), y)
-        return correct / len(labels)
+                h, z = self.model.forward_with_features(x)
+            feats.append(h.float())
+            logits.append(z.float())
+        return torch.cat(feats), torch.cat(logits)
 
-    def evaluate(self, epoch: int) -> dict:
+    def _classifier(self) -> tuple[torch.Tensor, torch.Tensor]:
         fc = self.model.classifier
-        acc = NCMetricsAccumulator(fc.weight.detach().float(), fc.bias.detach().float())
+        return fc.weight.detach().float(), fc.bias.detach().float()
+
+    def evaluate(self, epoch: int, final: bool = False) -> dict:
+        W, b = self._classifier()
         gen = None
         if self.config.nc_features == "augmented":
             gen = _epoch_generator(self.config.seed + 7_919, epoch, self.device)
-        nc_train_acc = self._predict(self.train_x, self.train_y, acc, gen)
-        out = {"val_acc": self._predict(*self.val), "test_acc": self._predict(*self.test)}
-        out["clean_train_acc" if gen is None else "augmented_eval_train_acc"] = nc_train_acc
-        out.update(acc.compute())
+        H, Z = self._features(self.train_x, gen)
+        _, val_logits = self._features(self.val[0])
+        test_H, test_logits = self._features(self.test[0])
+        out = {"val_acc": _accuracy(val_logits, self.val[1]), "test_acc": _accuracy(test_logits, self.test[1])}
+        out["clean_train_acc" if gen is None else "augmented_eval_train_acc"] = _accuracy(Z, self.train_y)
+        out.update(nc_metrics(H, self.train_y, W, b))
+        if final:
+            out["analysis"] = self._analysis(H, Z, test_H, test_logits)
         return out
+
+    def _analysis(self, H, Z, test_H, test_logits) -> dict:
+        """What the final network's last layer looks like: NC on test features, margins, norms,
+        calibration, basis-free geometry and two classifier-free accuracies (see the metrics)."""
+        W, b = self._classifier()
+        y, test_y = self.train_y, self.test[1]
+        margins = logit_margins(Z, y)
+        test_margins = logit_margins(test_logits, test_y)
+        geometry = class_geometry(H, y, W)
+        return {
+            "test_nc": nc_metrics(test_H, test_y, W, b),
+            "train_margin_to_max": _median_mean(margins[:, 0]),
+            "train_margin_to_mean": _median_mean(margins[:, 1]),
+            "test_margin_to_max": _median_mean(test_margins[:, 0]),
+            "train_true_class_probability": float(torch.softmax(Z.double(), 1).gather(1, y[:, None]).mean()),
+            "test_confidence": float(torch.softmax(test_logits.double(), 1).max(1).values.mean()),
+            "test_ece": expected_calibration_error(test_logits, test_y),
+            "test_nll": float(torch.nn.functional.cross_entropy(test_logits.double(), test_y)),
+            "feature_norm": float(H.double().norm(dim=1).mean()),
+            "class_mean_norm": float(np.sqrt(np.diag(geometry["means"])).mean()),
+            "classifier_row_norm": float(W.double().norm(dim=1).mean()),
+            "bias_norm": float(b.double().norm()),
+            "geometry": geometry,
+            "nearest_class_mean_test_acc": nearest_class_mean_accuracy(H, y, test_H, test_y),
+            "linear_probe_test_acc": linear_probe_accuracy(H, y, test_H, test_y),
+        }
+
+
+def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((logits.argmax(1) == labels).double().mean())
+
+
+def _median_mean(x: torch.Tensor) -> dict:
+    return {"mean": float(x.mean()), "median": float(x.median()), "min": float(x.min())}
+
+
+@dataclass
+class Throughput:
+    """Measured speed of one configuration on one device (see :func:`measure_throughput`)."""
+
+    train_images_per_s: float
+    eval_images_per_s: float
+    setup_seconds: float          # building the model and compiling, beyond the steady-state steps
+    compiled: str
+
+
+def measure_throughput(config: TrainConfig, splits: DataSplits, *, steps: int = 12, warmup: int = 3) -> Throughput:
+    """Time ``config``'s training step and evaluation on its device with the trainer itself, on
+    the real (augmented) data: ``warmup`` untimed steps (compilation happens there), ``steps``
+    timed ones, then the evaluation pass over up to 2,000 images. The model is thrown away."""
+    device = _resolve_device(config.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    t0 = time.perf_counter()
+    trainer = _Trainer(config, splits, device)
+    trainer.model.train()
+    n, bs = len(trainer.train_y), config.batch_size
+    gen = torch.Generator(device=device).manual_seed(0)
+
+    def step(i: int) -> None:
+        idx = torch.arange(i * bs, (i + 1) * bs, device=device) % n
+        x = trainer.train_x[idx]
+        x = trainer._input(augment_batch(x, gen) if config.augment else x)
+        y = trainer.train_y[idx]
+        trainer._step(x, y) if trainer._step_checked else trainer._checked_step(x, y)
+
+    for i in range(warmup):
+        step(i)
+    sync()
+    t1 = time.perf_counter()
+    for i in range(steps):
+        step(warmup + i)
+    sync()
+    t2 = time.perf_counter()
+    count = min(n, 2000)
+    trainer._features(trainer.train_x[:min(n, 500)])  # warm-up of the evaluation path
+    sync()
+    t3 = time.perf_counter()
+    trainer._features(trainer.train_x[:count])
+    sync()
+    t4 = time.perf_counter()
+    per_step = (t2 - t1) / steps
+    return Throughput(train_images_per_s=bs / per_step, eval_images_per_s=count / (t4 - t3),
+                      setup_seconds=max((t1 - t0) - warmup * per_step, 0.0),
+                      compiled=trainer.compile_mode or "off")
 
 
 def _load_checkpoint(path: Path, config: TrainConfig) -> dict | None:
@@ -264,13 +420,22 @@ def _load_checkpoint(path: Path, config: TrainConfig) -> dict | None:
     return state
 
 
+class DeadlineReached(Exception):
+    """Training stopped at an epoch boundary because the next epoch would pass the deadline;
+    the checkpoint holds every finished epoch, and ``--resume`` continues from it."""
+
+
 def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = False, progress: bool = True,
-          splits: DataSplits | None = None, log=print) -> dict:
+          splits: DataSplits | None = None, log=print, deadline: float | None = None) -> dict:
     """Train as ``config`` says; return the result dict (and write it to ``out`` when given).
 
     A checkpoint ``<out stem>.ckpt.pt`` is written atomically after every epoch; with
     ``resume=True`` training continues from it and ends with the numbers an uninterrupted run
-    gives (on the CPU, with the same seed). The result JSON is written only when training ends.
+    gives (on the CPU, with the same seed). The result JSON is written only when training ends,
+    with an ``analysis`` of the final network (see ``_Trainer._analysis``).
+
+    ``deadline`` (a ``time.monotonic()`` value): before each epoch after the first, stop with
+    :class:`DeadlineReached` if the epoch, at the mean pace so far, would end after it.
     """
     config.validate()
     _io.git_commit()  # pin provenance to the code as it was when training started
@@ -294,11 +459,21 @@ def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = 
         trainer.optimizer.load_state_dict(state["optimizer"])
         history, elapsed, started = list(state["history"]), float(state["elapsed"]), state["started"]
         log(f"resuming {ckpt} after epoch {len(history)}/{config.epochs}")
+    analysis = state.get("analysis") if state is not None else None
     for epoch in range(len(history), config.epochs):
+        if deadline is not None and history:
+            # Stop at an epoch boundary, checkpoint kept, when the next epoch would overrun.
+            per_epoch = elapsed / len(history)
+            if time.monotonic() + per_epoch > deadline:
+                raise DeadlineReached(f"stopped after epoch {len(history)}/{config.epochs}: the next epoch "
+                                      f"(about {per_epoch:.0f} s) would pass the deadline")
         t0 = time.perf_counter()
         record = {"epoch": epoch + 1, **trainer.train_epoch(epoch, progress)}
-        evaluate = (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs
-        metrics = trainer.evaluate(epoch) if evaluate else {}
+        final = epoch + 1 == config.epochs
+        evaluate = (epoch + 1) % config.eval_every == 0 or final
+        metrics = trainer.evaluate(epoch, final=final) if evaluate else {}
+        if final:
+            analysis = metrics.pop("analysis")
         for key in ("val_acc", "test_acc", "nc1", "nc2", "nc3", "nc4", "bias_gap"):
             record[key] = metrics.pop(key, None)
         record.update(metrics)
@@ -310,8 +485,10 @@ def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = 
         if ckpt is not None:
             _io.atomic_torch_save({"config": config.public(), "model": trainer.model.state_dict(),
                                    "optimizer": trainer.optimizer.state_dict(), "history": history,
-                                   "elapsed": elapsed, "started": started}, ckpt)
-    result = _result(config, splits, device, history, started, elapsed)
+                                   "elapsed": elapsed, "started": started, "analysis": analysis}, ckpt)
+    compiled = trainer.compile_mode or ("off" if trainer.compile_failure is None
+                                        else f"off (failed: {trainer.compile_failure})")
+    result = _result(config, splits, device, history, started, elapsed, analysis, compiled)
     if out is not None:
         _io.atomic_write_json(out, result)
     return result
@@ -326,7 +503,7 @@ def _format_epoch(r: dict, epochs: int) -> str:
     return "  ".join(parts) + f"  ({r['seconds']:.1f}s)"
 
 
-def _result(config, splits, device, history, started, elapsed) -> dict:
+def _result(config, splits, device, history, started, elapsed, analysis, compile_mode) -> dict:
     evaluated = [r for r in history if r["val_acc"] is not None]
     best = max(evaluated, key=lambda r: (r["val_acc"], r["epoch"]))
     last = history[-1]
@@ -339,6 +516,7 @@ def _result(config, splits, device, history, started, elapsed) -> dict:
             "started": started,
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "wall_seconds": round(elapsed, 2),
+            "compiled": compile_mode,
             "dataset": splits.description,
             "python": sys.version.split()[0],
             "numpy": np.__version__,
@@ -352,6 +530,7 @@ def _result(config, splits, device, history, started, elapsed) -> dict:
             "test_acc_at_best_val": best["test_acc"],
             "final_nc": {k: last[k] for k in ("nc1", "nc2", "nc3", "nc4", "bias_gap")},
         },
+        "analysis": analysis,
         "epochs": history,
     }
 

@@ -21,21 +21,23 @@ def test_sweep_runs_skips_and_resumes(tmp_path):
     proto = write_protocol(tmp_path / "tiny.json", tree)
     out = tmp_path / "results"
     logs = []
-    results = sweep.run_protocol(str(proto), results_dir=out, progress=False, log=logs.append)
+    report = sweep.run_protocol(str(proto), results_dir=out, progress=False, log=logs.append)
+    results = report.results
+    assert report.done == ["resnet18-w0.0625-e2-ce-s0", "resnet18-w0.0625-e2-mse-M15-s0"]
     assert [r["config"]["loss"] for r in results] == ["ce", "mse"]
     assert sorted(p.name for p in out.glob("*.json")) == ["resnet18-w0.0625-e2-ce-s0.json", "resnet18-w0.0625-e2-mse-M15-s0.json"]
-    assert "summary" in results[0] and "NC1" in logs[-1]
+    assert "summary" in results[0] and "NC1" in logs[-2] and "done 2" in logs[-1]
     # A second run skips both; an interrupted run (result gone, checkpoint kept) resumes.
     (out / "resnet18-w0.0625-e2-mse-M15-s0.json").unlink()
     logs.clear()
     again = sweep.run_protocol(str(proto), results_dir=out, progress=False, log=logs.append)
-    assert "finished earlier, skipped" in logs[0] and "resuming" in logs[1]
-    assert again[1]["epochs"][-1]["train_loss"] == results[1]["epochs"][-1]["train_loss"]
+    assert again.earlier == ["resnet18-w0.0625-e2-ce-s0"] and "resuming" in logs[0]
+    assert again.results[1]["epochs"][-1]["train_loss"] == results[1]["epochs"][-1]["train_loss"]
     assert checkpoint_path(out / "resnet18-w0.0625-e2-mse-M15-s0.json").exists()
 
 
 def test_shipped_protocols_load():
-    for name in ("book-cpu", "book-gpu", "paper-cifar10", "smoke"):
+    for name in ("book-cpu", "book-cpu-narrow", "cifar10-cpu", "book-gpu", "paper-cifar10", "smoke"):
         proto = sweep.load_protocol(name)
         assert sweep.protocol_runs(proto)
     assert len(sweep.protocol_runs(sweep.load_protocol("paper-cifar10"))) == 4 * 4 * 4 * 3
@@ -43,11 +45,11 @@ def test_shipped_protocols_load():
 
 @pytest.mark.parametrize("mutate, message", [
     (lambda p: p.write_text("{not json"), "not valid JSON"),
-    (lambda p: p.write_text(json.dumps({"name": "x", "base": {}, "grid": {}, "extra": 1})), "unknown keys"),
-    (lambda p: p.write_text(json.dumps({"name": "x", "grid": {}})), "missing required key 'base'"),
-    (lambda p: p.write_text(json.dumps({"name": "x", "base": {"lossy": 1}, "grid": {}})), "unknown setting"),
-    (lambda p: p.write_text(json.dumps({"name": "x", "base": {}, "grid": {"loss": "ce"}})), "non-empty list"),
-    (lambda p: p.write_text(json.dumps({"name": "x", "base": {"alpha": 2.0}, "grid": {"loss": ["ls"]}})), r"\[0, 1\)"),
+    (lambda p: p.write_text(json.dumps({"name": "bad", "base": {}, "grid": {"seed": [0]}, "extra": 1})), "unknown key"),
+    (lambda p: p.write_text(json.dumps({"name": "bad", "grid": {"seed": [0]}})), "'base' is a required property"),
+    (lambda p: p.write_text(json.dumps({"name": "bad", "base": {"lossy": 1}, "grid": {"seed": [0]}})), "unknown key"),
+    (lambda p: p.write_text(json.dumps({"name": "bad", "base": {}, "grid": {"loss": "ce"}})), "not of type 'array'"),
+    (lambda p: p.write_text(json.dumps({"name": "bad", "base": {"alpha": 2.0}, "grid": {"loss": ["ls"]}})), "2.0"),
 ])
 def test_bad_protocol_files(tmp_path, mutate, message):
     path = tmp_path / "bad.json"
