@@ -12,7 +12,7 @@ PACKAGE := $(shell find ncrepro -name '*.py') pyproject.toml
 RESULTS := $(shell find data/results -name '*.json' 2>/dev/null)
 STATIC := $(wildcard book/*.md) _config.yml _toc.yml scripts/stage_book.py
 
-.PHONY: book test unit nbval browser install benchmarks clean
+.PHONY: book test unit nbval browser install benchmarks clean prepare-gpu rehearse-gpu
 
 book: $(INSTALLED) $(EXECUTED) $(STATIC)
 	$(PY) scripts/stage_book.py
@@ -37,7 +37,7 @@ _build/src/book/%.ipynb: book/%.ipynb $(PACKAGE) $(INSTALLED)
 # The real-networks chapter reads the committed training results.
 _build/src/book/real-networks.ipynb: $(RESULTS)
 
-test: unit nbval book browser
+test: unit rehearse-gpu nbval book browser
 
 unit: $(INSTALLED)
 	$(PY) -m pytest tests --ignore=tests/browser
@@ -48,6 +48,20 @@ nbval: $(INSTALLED)
 
 browser: book
 	$(PY) -m pytest tests/browser -W default
+
+# What travels to a lent GPU machine: the dataset pack and pure-Python helpers (ignored folders).
+prepare-gpu: $(INSTALLED)
+	scripts/prepare-gpu.sh
+
+# The GPU command rehearsed on the CPU at smoke scale: environment check, budgeted sweep, archive,
+# then the import here, all into a temporary folder.
+rehearse-gpu: prepare-gpu
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	OUT=$$tmp/out NCREPRO_RESULTS=$$tmp/device scripts/gpu-sweep.sh gpu-smoke 3 cpu >$$tmp/run.log 2>&1 \
+		|| { cat $$tmp/run.log; exit 1; } && \
+	tail -n 2 $$tmp/run.log && \
+	$(PY) -m ncrepro.sweep import $$tmp/out/results.tar.gz --results-dir $$tmp/imported && \
+	test $$(ls $$tmp/imported/*.json | wc -l) -eq 4 && test $$(ls $$tmp/out | wc -l) -le 8
 
 benchmarks: $(INSTALLED)
 	$(PY) benchmarks/nc_metrics_speed.py

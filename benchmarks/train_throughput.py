@@ -1,18 +1,28 @@
-"""Training throughput: ncrepro's loop against a plain loop in the official code's style.
+"""Training throughput: ncrepro's training step against a loop in the official code's style.
 
-Both train the same model (ResNet18, CIFAR stem) with SGD on the same images for the same number
-of steps. The official-style loop decodes PIL images through torchvision transforms (random
-crop with padding 4, flip, ToTensor, Normalize) in a DataLoader, in fp32 and NCHW. Ours keeps the
-uint8 images on the training device, augments whole batches there, uses channels_last where it
-is safe and bf16 autocast on CUDA. Prints images per second for both and their ratio; on a
-machine with CUDA it also runs the comparison on the GPU.
+Both train the same model (ResNet18 or WideResNet50 with the CIFAR stem) with SGD at batch 128
+on the same images, in one process on one device. The official-style loop decodes PIL images
+through torchvision transforms (random crop with padding 4, flip, ToTensor, Normalize) in a
+DataLoader with worker processes, in fp32 and NCHW. Ours is the trainer's own step, timed by
+``ncrepro.train.measure_throughput``: uint8 images resident on the device and augmented there
+in batches, channels_last where it is safe, bf16 autocast and the fused SGD kernel on CUDA, no
+host synchronisation inside the step, and optionally ``torch.compile`` (``--variants``).
 
-    python benchmarks/train_throughput.py [--width 0.125 --steps 30 --batch-size 128]
+Every measurement is repeated (``--repeats``, interleaved) and reported as the median with its
+range. For compiled variants the compile time is reported too, with the throughput a run of one
+and of five minutes actually gets once compiling is paid for. The model FLOP utilisation uses
+the FLOPs of one training step counted by ``torch.utils.flop_counter`` and, on an H100/H200,
+the nominal dense bf16 peak (989 TFLOP/s).
+
+    python benchmarks/train_throughput.py [--device cpu|cuda] [--widths 0.125] [--variants off]
+    python benchmarks/train_throughput.py --device cuda --widths 0.25,1 --variants off,default,reduce-overhead
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
+import sys
 import time
 
 import numpy as np
@@ -20,8 +30,11 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from ncrepro.data import CIFAR_MEAN, CIFAR_STD, ImageSet, DataSplits
-from ncrepro.train import TrainConfig, _Trainer
+from ncrepro.data import CIFAR_MEAN, CIFAR_STD, DataSplits, ImageSet
+from ncrepro.models import build_model
+from ncrepro.train import TrainConfig, measure_throughput
+
+PEAK_BF16 = {"H100": 989e12, "H200": 989e12}
 
 
 class _PILDataset(Dataset):
@@ -39,18 +52,17 @@ class _PILDataset(Dataset):
         return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
 
 
-def official_style(images, labels, width, steps, batch_size, device, workers):
-    from ncrepro.models import build_model
-
+def official_style(images, labels, arch, width, steps, batch_size, device, workers) -> float:
+    """Images/s of the official code's loop (PIL transforms in a DataLoader, fp32, NCHW)."""
     torch.manual_seed(0)
-    model = build_model("resnet18", num_classes=10, width=width).to(device)
+    model = build_model(arch, num_classes=10, width=width).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
     loader = DataLoader(_PILDataset(images, labels), batch_size=batch_size, shuffle=True, drop_last=True,
-                        num_workers=workers)
+                        num_workers=workers, persistent_workers=False)
     model.train()
     seen, t0, it = 0, None, iter(loader)
-    for step in range(steps + 2):
-        if step == 2:  # warm-up steps are not timed
+    for step in range(steps + 3):
+        if step == 3:  # warm-up steps are not timed
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t0, seen = time.perf_counter(), 0
@@ -67,54 +79,94 @@ def official_style(images, labels, width, steps, batch_size, device, workers):
     return seen / (time.perf_counter() - t0)
 
 
-def ours(images, labels, width, steps, batch_size, device):
-    n = steps * batch_size + 2 * batch_size
-    split = ImageSet(images[:n], labels[:n], [str(k) for k in range(10)])
-    tiny = ImageSet(images[:10], labels[:10], split.classes)
-    cfg = TrainConfig(arch="resnet18", width=width, epochs=1, batch_size=batch_size, device=str(device), loss="ce")
-    trainer = _Trainer(cfg, DataSplits(split, tiny, tiny, {}), device)
-    # Time one epoch over exactly `steps` + 2 batches, minus the first two (warm-up).
-    t_start = {}
-    original_step = trainer.optimizer.step
-    count = {"n": 0}
+def step_flops(arch: str, width: float, batch_size: int) -> float:
+    """FLOPs of one training step (forward and backward) at ``batch_size``, counted on the CPU."""
+    from torch.utils.flop_counter import FlopCounterMode
 
-    def step_and_clock(*a, **k):
-        out = original_step(*a, **k)
-        count["n"] += 1
-        if count["n"] == 2:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t_start["t"] = time.perf_counter()
-        return out
-
-    trainer.optimizer.step = step_and_clock
-    trainer.train_epoch(0, progress=False)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return steps * batch_size / (time.perf_counter() - t_start["t"])
+    model = build_model(arch, num_classes=10, width=width)
+    x = torch.randn(batch_size, 3, 32, 32)
+    with FlopCounterMode(display=False) as counter:
+        model(x).sum().backward()
+    return float(counter.get_total_flops())
 
 
-def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--width", type=float, default=0.125)
-    p.add_argument("--steps", type=int, default=30)
+def _fmt(values: list[float]) -> str:
+    med = statistics.median(values)
+    return f"{med:9,.0f} images/s (range {min(values):,.0f}-{max(values):,.0f}, n={len(values)})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--arch", default="resnet18", choices=["resnet18", "wrn50"])
+    p.add_argument("--widths", default=None, help="comma-separated (default: 0.125 on the CPU, 0.25,1 on CUDA)")
+    p.add_argument("--variants", default=None,
+                   help="compile modes of our step, comma-separated: off, default, reduce-overhead, ... "
+                        "(default: off on the CPU; off,default,reduce-overhead on CUDA)")
+    p.add_argument("--steps", type=int, default=None, help="timed steps per measurement (default 30 CPU, 100 CUDA)")
+    p.add_argument("--repeats", type=int, default=3, help="measurements of each loop, interleaved")
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--workers", type=int, default=2, help="DataLoader workers of the official-style loop")
-    args = p.parse_args()
+    p.add_argument("--workers", type=int, default=None, help="DataLoader workers of the official-style loop "
+                                                               "(default: 2 on the CPU, min(16, cores) on CUDA)")
+    args = p.parse_args(argv)
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    if cuda and not torch.cuda.is_available():
+        print("train_throughput: --device cuda but no CUDA device is visible", file=sys.stderr)
+        return 2
+    widths = [float(w) for w in (args.widths or ("0.25,1" if cuda else "0.125")).split(",")]
+    variants = (args.variants or ("off,default,reduce-overhead" if cuda else "off")).split(",")
+    steps = args.steps or (100 if cuda else 30)
+    import os
+    workers = args.workers if args.workers is not None else (min(16, os.cpu_count() or 1) if cuda else 2)
+    if cuda:
+        name = torch.cuda.get_device_name(device)
+        peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
+    else:
+        name, peak = f"CPU, {torch.get_num_threads()} threads", None
+    print(f"{name}; torch {torch.__version__}; {args.arch}; batch {args.batch_size}; {steps} timed steps; "
+          f"{args.repeats} repeats; official-style loop with {workers} DataLoader workers", flush=True)
     rng = np.random.default_rng(0)
-    n = (args.steps + 2) * args.batch_size
+    n = (steps + 8) * args.batch_size
     images = rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
-    labels = rng.integers(0, 10, size=n)
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    for device in devices:
-        name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-        base = official_style(images, labels, args.width, args.steps, args.batch_size, device, args.workers)
-        fast = ours(images, labels, args.width, args.steps, args.batch_size, device)
-        print(f"{name}: ResNet18 width {args.width:g}, batch {args.batch_size}, {args.steps} timed steps")
-        print(f"  official-style loop (PIL transforms, DataLoader, fp32 NCHW): {base:9.0f} images/s")
-        print(f"  ncrepro loop (on-device uint8 augmentation{', bf16, channels_last' if device.type == 'cuda' else ''}): {fast:9.0f} images/s")
-        print(f"  ratio: {fast / base:.2f}x")
+    labels = rng.integers(0, 10, size=n).astype(np.int64)
+    train = ImageSet(images, labels, [str(k) for k in range(10)])
+    tiny = ImageSet(images[:10], labels[:10], train.classes)
+    splits = DataSplits(train, tiny, tiny, {})
+    for width in widths:
+        flops = step_flops(args.arch, width, args.batch_size)
+        print(f"\nwidth {width:g}: {flops / args.batch_size / 1e9:.2f} GFLOP per image per training step", flush=True)
+        official: list[float] = []
+        ours: dict[str, list[float]] = {v: [] for v in variants}
+        setup: dict[str, list[float]] = {v: [] for v in variants}
+        compiled_as: dict[str, str] = {}
+        for r in range(args.repeats):
+            official.append(official_style(images, labels, args.arch, width, steps, args.batch_size, device, workers))
+            print(f"  [{r + 1}] official-style: {official[-1]:,.0f} images/s", flush=True)
+            for v in variants:
+                torch._dynamo.reset()  # each measurement pays its own compile, as a fresh process would
+                cfg = TrainConfig(arch=args.arch, width=width, batch_size=args.batch_size, device=str(device),
+                                  loss="ce", compile=v)
+                t = measure_throughput(cfg, splits, steps=steps, warmup=3)
+                ours[v].append(t.train_images_per_s)
+                setup[v].append(t.setup_seconds)
+                compiled_as[v] = t.compiled
+                print(f"  [{r + 1}] ours, compile={v} (ran as {t.compiled}): {t.train_images_per_s:,.0f} images/s, "
+                      f"setup {t.setup_seconds:.1f} s", flush=True)
+        base = statistics.median(official)
+        print(f"  official-style loop (PIL transforms, DataLoader, fp32 NCHW): {_fmt(official)}")
+        for v in variants:
+            med = statistics.median(ours[v])
+            s = statistics.median(setup[v])
+            line = f"  ours, compile={v} (ran as {compiled_as[v]}): {_fmt(ours[v])}, {med / base:.2f}x"
+            line += f"; setup {s:.1f} s"
+            runs = ", ".join(f"{m} min: {med * max(0.0, 1 - s / (60 * m)) / base:.2f}x" for m in (1, 5))
+            line += f"; counting setup, a run of {runs}"
+            achieved = med * flops / args.batch_size
+            line += f"; {achieved / 1e12:.2f} TFLOP/s" + (f" = {100 * achieved / peak:.1f}% MFU" if peak else "")
+            print(line, flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

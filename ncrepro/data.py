@@ -201,7 +201,7 @@ def _read_cache(cache: Path) -> tuple[ImageSet, ImageSet] | None:
     if not cache.exists():
         return None
     try:
-        with np.load(cache, allow_pickle=False) as z:
+        with open(cache, "rb") as fh, np.load(fh, allow_pickle=False) as z:
             arrays = {k: z[k] for k in ("train_x", "train_y", "test_x", "test_y", "classes")}
             stored = str(z["checksum"])
         if _arrays_digest(arrays) != stored:
@@ -355,7 +355,8 @@ def _read_pack(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
 
     what = "rebuild it with: python -m ncrepro.data pack SRC DEST"
     try:
-        with np.load(path, allow_pickle=False) as z:
+        # The file is opened here so that it is closed however np.load fails.
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
             meta = json.loads(z["meta"].tobytes().decode())
             arrays = {k: z[k] for k in _PACK_ARRAYS}
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, UnicodeDecodeError) as err:

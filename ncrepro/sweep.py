@@ -303,8 +303,13 @@ def _finished(path: Path, config: TrainConfig) -> dict | None:
     return result
 
 
+def results_root() -> Path:
+    """Where protocols' result folders live: ``$NCREPRO_RESULTS`` if set, else ``data/results``."""
+    return Path(os.environ["NCREPRO_RESULTS"]) if os.environ.get("NCREPRO_RESULTS") else RESULTS_DIR
+
+
 def _results_dir(proto: dict, results_dir) -> Path:
-    return Path(results_dir) if results_dir else RESULTS_DIR / proto["name"]
+    return Path(results_dir) if results_dir else results_root() / proto["name"]
 
 
 def load_results(protocol: str | dict, *, results_dir: Path | None = None) -> list[dict]:
@@ -533,11 +538,13 @@ def export_results(protocol: str, archive: str | Path, *, results_dir: Path | No
     return manifest["runs"]
 
 
-def import_results(archive: str | Path, *, results_dir: Path | None = None, log=print) -> dict[str, list[str]]:
+def import_results(archive: str | Path, *, results_dir: Path | None = None, protocol: str | None = None,
+                   log=print) -> dict[str, list[str]]:
     """Check every result in an archive made by :func:`export_results` and copy it in.
 
     A result is imported when it is a finished result with provenance whose config is exactly
-    the config of the run of that name in the local protocol. It never replaces a different
+    the config of the run of that name in the local protocol (the one the manifest names, or
+    ``protocol``, a name or path, which must carry the same name). It never replaces a different
     finished result; an identical one is left alone. Returns run names by outcome
     (``imported``, ``identical``, ``refused``).
 
@@ -552,12 +559,16 @@ def import_results(archive: str | Path, *, results_dir: Path | None = None, log=
         raise ValueError(f"{archive}: not a readable results archive ({err})") from None
     if "manifest.json" not in members:
         raise ValueError(f"{archive}: no manifest.json; make archives with: python -m ncrepro.sweep export")
+    protocol_arg = protocol
     try:
         manifest = json.loads(members.pop("manifest.json"))
         protocol = manifest["protocol"]
     except (ValueError, KeyError, TypeError):
         raise ValueError(f"{archive}: manifest.json is not a results manifest") from None
-    proto = load_protocol(str(protocol))
+    local = load_protocol(protocol_arg or str(protocol))
+    if local["name"] != protocol:
+        raise ValueError(f"{archive}: holds results of protocol {protocol!r}, not {local['name']!r}")
+    proto = local
     runs = dict(protocol_runs(proto))
     out_dir = _results_dir(proto, results_dir)
     outcome: dict[str, list[str]] = {"imported": [], "identical": [], "refused": []}
@@ -608,10 +619,13 @@ def _import_main(argv: list[str]) -> int:
                       description="Check the results in an archive and copy them into data/results/<protocol>/.")
     p.add_argument("archive", help="a .tar.gz written by `python -m ncrepro.sweep export` (or scripts/gpu-sweep.sh)")
     p.add_argument("--results-dir", type=Path, default=None, help="default: data/results/<protocol>/")
+    p.add_argument("--protocol", default=None, help="the protocol file to check against (default: the one named "
+                                                    "in the archive's manifest, from protocols/)")
     args = p.parse_args(argv)
 
     def action():
-        outcome = import_results(args.archive, results_dir=args.results_dir, log=lambda m: print(m, flush=True))
+        outcome = import_results(args.archive, results_dir=args.results_dir, protocol=args.protocol,
+                                 log=lambda m: print(m, flush=True))
         return 2 if outcome["refused"] else 0
 
     return run_guarded(p.prog, action, "interrupted; files already imported are complete")

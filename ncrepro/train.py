@@ -293,16 +293,21 @@ class _Trainer:
 
     @torch.no_grad()
     def _features(self, images: torch.Tensor, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Penultimate features and logits (float32, on the device) of every image, in order."""
+        """Penultimate features and logits of every image, in order, computed in full float32.
+
+        Training runs in bfloat16 on CUDA, but its rounding (2^-8 relative) would put a floor
+        under NC1 near the values of well-collapsed networks, so evaluation uses neither
+        autocast nor TF32 (10-bit) convolutions and matrix products.
+        """
         self.model.eval()
         feats, logits = [], []
-        for start in range(0, len(images), 500):
-            x = images[start:start + 500]
-            x = self._input(augment_batch(x, generator) if generator is not None else x)
-            with self._autocast():
+        with _full_float32(self.cuda):
+            for start in range(0, len(images), 500):
+                x = images[start:start + 500]
+                x = self._input(augment_batch(x, generator) if generator is not None else x)
                 h, z = self.model.forward_with_features(x)
-            feats.append(h.float())
-            logits.append(z.float())
+                feats.append(h.float())
+                logits.append(z.float())
         return torch.cat(feats), torch.cat(logits)
 
     def _classifier(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -349,6 +354,23 @@ class _Trainer:
             "nearest_class_mean_test_acc": nearest_class_mean_accuracy(H, y, test_H, test_y),
             "linear_probe_test_acc": linear_probe_accuracy(H, y, test_H, test_y),
         }
+
+
+class _full_float32:
+    """Within the block, CUDA convolutions and matrix products use no TF32."""
+
+    def __init__(self, cuda: bool) -> None:
+        self.cuda = cuda
+
+    def __enter__(self):
+        if self.cuda:
+            self.saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+            torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.cuda:
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = self.saved
 
 
 def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -460,14 +482,15 @@ def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = 
         history, elapsed, started = list(state["history"]), float(state["elapsed"]), state["started"]
         log(f"resuming {ckpt} after epoch {len(history)}/{config.epochs}")
     analysis = state.get("analysis") if state is not None else None
+    durations: list[float] = []   # of epochs in this process, on the deadline's clock
     for epoch in range(len(history), config.epochs):
         if deadline is not None and history:
             # Stop at an epoch boundary, checkpoint kept, when the next epoch would overrun.
-            per_epoch = elapsed / len(history)
+            per_epoch = sum(durations) / len(durations) if durations else elapsed / len(history)
             if time.monotonic() + per_epoch > deadline:
                 raise DeadlineReached(f"stopped after epoch {len(history)}/{config.epochs}: the next epoch "
                                       f"(about {per_epoch:.0f} s) would pass the deadline")
-        t0 = time.perf_counter()
+        t0, started_at = time.perf_counter(), time.monotonic()
         record = {"epoch": epoch + 1, **trainer.train_epoch(epoch, progress)}
         final = epoch + 1 == config.epochs
         evaluate = (epoch + 1) % config.eval_every == 0 or final
@@ -478,6 +501,7 @@ def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = 
             record[key] = metrics.pop(key, None)
         record.update(metrics)
         record["seconds"] = time.perf_counter() - t0
+        durations.append(time.monotonic() - started_at)
         elapsed += record["seconds"]
         history.append(record)
         if progress or log is not print:
