@@ -13,6 +13,14 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
+    def parse_or_code(self, argv) -> tuple[argparse.Namespace | None, int]:
+        """``(args, 0)``, or ``(None, exit code)`` after a refusal or ``--help``, so that a
+        ``main()`` returns its exit code instead of raising SystemExit."""
+        try:
+            return self.parse_args(argv), 0
+        except SystemExit as exit_:
+            return None, int(exit_.code or 0)
+
 
 def run_guarded(prog: str, action: Callable[[], int | None], interrupted: str) -> int:
     """Run ``action``; a ValueError or FloatingPointError becomes one line on stderr and exit 2,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import glob
 import json
 import os
 import subprocess
@@ -42,6 +43,25 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) atomically, as :func:`atomic_write_bytes`."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def remove_stale_temporaries(path: str | os.PathLike, older_than: float = 0.0) -> list[Path]:
+    """Remove the temporary files that an atomic write of ``path`` leaves when its process is
+    killed mid-write (``.<name>.<random>.tmp`` beside it), if older than ``older_than``
+    seconds. With the default 0, call only while no other process writes ``path``."""
+    import time
+
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp*"):
+        try:
+            if time.time() - tmp.stat().st_mtime < older_than:
+                continue
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed
 
 
 def atomic_write_json(path: str | os.PathLike, obj) -> None:

@@ -218,6 +218,10 @@ def _read_cache(cache: Path) -> tuple[ImageSet, ImageSet] | None:
 def _write_cache(cache: Path, train: ImageSet, test: ImageSet) -> None:
     arrays = {"train_x": train.images, "train_y": train.labels, "test_x": test.images, "test_y": test.labels,
               "classes": np.asarray(train.classes)}
+    from ._io import remove_stale_temporaries
+
+    # Another process may be writing the same cache right now: only old leftovers go.
+    remove_stale_temporaries(cache, older_than=3600.0)
     try:
         _atomic_savez(cache, **arrays, checksum=np.asarray(_arrays_digest(arrays)))
     except OSError as err:  # a cache that cannot be written costs time, not correctness
@@ -409,6 +413,10 @@ def _load_torchvision(root: Path, name: str, download: bool) -> tuple[ImageSet, 
     except RuntimeError as err:
         raise ValueError(f"{root}: no {name} dataset found ({err}); pass --download on a machine "
                          f"with internet, or point --data at an ImageFolder tree") from None
+    except OSError as err:  # URLError, connection refused, no route: the download failed
+        reason = getattr(err, "reason", None) or err.strerror or err
+        raise ValueError(f"{root}: could not download {name} ({reason}); this machine may be offline: "
+                         f"point --data at a local copy (an ImageFolder tree or a dataset pack)") from None
     train = ImageSet(np.asarray(tr.data, np.uint8), np.asarray(tr.targets, np.int64), list(tr.classes))
     test = ImageSet(np.asarray(te.data, np.uint8), np.asarray(te.targets, np.int64), list(te.classes))
     return train, test, {"kind": f"torchvision-{name}", "path": str(root), "lossy_jpeg": False, "note": ""}
@@ -521,7 +529,9 @@ def main(argv: list[str] | None = None) -> int:
     pack = sub.add_parser("pack", help="pack an ImageFolder tree (train/<class>/, test/<class>/) into one file")
     pack.add_argument("src", help="the ImageFolder tree, e.g. ../shared/datasets/cifar10-jpeg")
     pack.add_argument("dest", help="the pack file to write, e.g. data/packs/cifar10-jpeg.npz")
-    args = parser.parse_args(argv)
+    args, code = parser.parse_or_code(argv)
+    if args is None:
+        return code
 
     def action():
         meta = pack_dataset(args.src, args.dest)

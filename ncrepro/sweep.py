@@ -45,8 +45,8 @@ from . import _io
 from ._cli import OneLineParser, run_guarded
 from ._io import REPO_ROOT
 from .data import DataSplits, load_dataset, make_splits
-from .train import (EXECUTION_SETTINGS, DeadlineReached, Throughput, TrainConfig, checkpoint_path, differing_settings,
-                    measure_throughput, train)
+from .train import (EXECUTION_SETTINGS, DeadlineReached, Throughput, TrainConfig, check_result, checkpoint_path,
+                    differing_settings, measure_throughput, read_result, train)
 
 __all__ = [
     "load_protocol",
@@ -269,25 +269,6 @@ def ordered_runs(proto: dict) -> list[tuple[str, TrainConfig]]:
 # Results
 
 
-def _check_result(result, where: str) -> dict:
-    if not isinstance(result, dict):
-        raise ValueError(f"{where}: a result must be a JSON object, got {type(result).__name__}")
-    missing = [k for k in ("config", "provenance", "summary", "epochs") if k not in result]
-    if missing:
-        raise ValueError(f"{where}: not a finished result (missing {', '.join(missing)})")
-    if not isinstance(result["config"], dict) or not isinstance(result["epochs"], list) or not result["epochs"]:
-        raise ValueError(f"{where}: malformed result (config must be an object, epochs a non-empty list)")
-    prov = result["provenance"]
-    if not isinstance(prov, dict) or any(k not in prov for k in ("git_commit", "device", "torch", "dataset")):
-        raise ValueError(f"{where}: provenance (git_commit, device, torch, dataset) is missing")
-    return result
-
-
-def read_result(path: Path) -> dict:
-    """A finished result file, checked; ValueError with the file's name otherwise."""
-    return _check_result(_read_json(path, "the result"), str(path))
-
-
 def _finished(path: Path, config: TrainConfig) -> dict | None:
     """The finished result at ``path`` for ``config``; None if there is none.
 
@@ -296,7 +277,7 @@ def _finished(path: Path, config: TrainConfig) -> dict | None:
     """
     if not path.exists():
         return None
-    result = read_result(path)
+    result = read_result(path, hint="move it away first")
     diff = differing_settings(result["config"], config)
     if diff:
         raise ValueError(f"{path}: holds a result with other settings ({', '.join(diff)}); move it away first")
@@ -580,7 +561,8 @@ def import_results(archive: str | Path, *, results_dir: Path | None = None, prot
             if folder != proto["name"] or name not in runs:
                 raise ValueError(f"{where}: not a run of protocol {proto['name']!r}")
             try:
-                result = _check_result(json.loads(data.decode("utf-8"), parse_constant=_reject_constant), where)
+                result = check_result(json.loads(data.decode("utf-8"), parse_constant=_reject_constant), where,
+                                      "not imported")
             except (UnicodeDecodeError, json.JSONDecodeError) as err:
                 raise ValueError(f"{where}: not a JSON result ({err})") from None
             diff = differing_settings(result["config"], runs[name])
@@ -621,7 +603,9 @@ def _import_main(argv: list[str]) -> int:
     p.add_argument("--results-dir", type=Path, default=None, help="default: data/results/<protocol>/")
     p.add_argument("--protocol", default=None, help="the protocol file to check against (default: the one named "
                                                     "in the archive's manifest, from protocols/)")
-    args = p.parse_args(argv)
+    args, code = p.parse_or_code(argv)
+    if args is None:
+        return code
 
     def action():
         outcome = import_results(args.archive, results_dir=args.results_dir, protocol=args.protocol,
@@ -637,7 +621,9 @@ def _export_main(argv: list[str]) -> int:
     p.add_argument("protocol")
     p.add_argument("archive", help="the .tar.gz to write")
     p.add_argument("--results-dir", type=Path, default=None, help="default: data/results/<protocol>/")
-    args = p.parse_args(argv)
+    args, code = p.parse_or_code(argv)
+    if args is None:
+        return code
 
     def action():
         names = export_results(args.protocol, args.archive, results_dir=args.results_dir)
@@ -687,7 +673,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check", action="store_true",
                    help="check in seconds that this machine can run the protocol (device, data), then exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    args = p.parse_args(argv)
+    args, code = p.parse_or_code(argv)
+    if args is None:
+        return code
 
     def action():
         if args.list or args.check:

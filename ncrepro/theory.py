@@ -49,8 +49,12 @@ def _check_problem(K: int, n: int, lambda_W: float, lambda_H: float, lambda_b: f
 
 def ufm_scale_constants(K: int, n: int, lambda_W: float, lambda_H: float) -> tuple[float, float]:
     """``(c, c0)``: the feature/classifier ratio ``h = c w`` and the margin price ``c0``."""
-    c = math.sqrt(lambda_W / (n * lambda_H))
-    c0 = (K - 1) * math.sqrt(n * lambda_W * lambda_H)
+    # Products of square roots: n lambda_W lambda_H itself underflows for decays near 1e-300.
+    c = math.sqrt(lambda_W) / (math.sqrt(n) * math.sqrt(lambda_H))
+    c0 = (K - 1) * math.sqrt(n) * math.sqrt(lambda_W) * math.sqrt(lambda_H)
+    if c0 == 0.0 or not math.isfinite(c) or c == 0.0:
+        raise ValueError(f"weight decays lambda_W={lambda_W:g}, lambda_H={lambda_H:g} are too small or too "
+                         f"unequal for float64: the optimum's scale is not representable")
     return c, c0
 
 

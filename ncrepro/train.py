@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
+import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -46,41 +48,57 @@ __all__ = [
     "lr_at_epoch",
     "checkpoint_path",
     "differing_settings",
+    "check_output",
+    "read_result",
+    "check_result",
     "COMPILE_MODES",
     "EXECUTION_SETTINGS",
     "main",
 ]
 
 
+def _setting(default, help: str, **extra):
+    """A TrainConfig field with its command-line help (the parser is built from these)."""
+    return field(default=default, metadata={"help": help, **extra})
+
+
 @dataclass
 class TrainConfig:
-    """Every setting of a run; all of it is written into the result's ``config``."""
+    """Every setting of a run; all of it is written into the result's ``config``.
 
-    data: str = "../shared/datasets/cifar10-jpeg"
-    loss: str = "ce"
-    alpha: float = 0.1
-    gamma: float = 3.0
-    mse_scale: float = 15.0
-    loss_scale: str = "mean"          # "mean" over the batch, or "official": the paper's batch sum
-    arch: str = "resnet18"
-    width: float = 1.0
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    grad_clip: float = 2.0
-    seed: int = 0
-    val_size: int = 5000              # held out of the training set (the paper's 45k/5k split)
-    train_subset: int | None = None
-    val_subset: int | None = None
-    test_subset: int | None = None
-    eval_every: int = 1
-    nc_features: str = "clean"        # or "augmented", as the official evaluation measured
-    augment: bool = True              # random crop + flip; off only for small CPU protocols
-    device: str = "auto"
-    compile: str = "auto"             # torch.compile mode for the training step; see COMPILE_MODES
-    download: bool = False
+    The command line (``python -m ncrepro.train --help``) is built from these fields, so the
+    two cannot drift apart.
+    """
+
+    data: str = _setting("../shared/datasets/cifar10-jpeg",
+                         "torchvision CIFAR root (or cifar10:/cifar100:<root>), ImageFolder tree, or dataset pack")
+    loss: str = _setting("ce", "the loss", choices="losses")
+    alpha: float = _setting(0.1, "label smoothing alpha in [0, 1) (loss ls)")
+    gamma: float = _setting(3.0, "focal loss exponent >= 0 (loss fl)")
+    mse_scale: float = _setting(15.0, "MSE target scale M > 0 (loss mse)")
+    loss_scale: str = _setting("mean", "batch reduction: mean, or official (the paper's code: batch sum)",
+                               choices=("mean", "official"))
+    arch: str = _setting("resnet18", "network", choices="architectures")
+    width: float = _setting(1.0, "width multiplier (ResNet18: every channel count; WRN50: bottleneck planes)")
+    epochs: int = _setting(10, "training epochs")
+    batch_size: int = _setting(128, "batch size")
+    lr: float = _setting(0.1, "initial learning rate (x0.1 after 3/7 and 5/7 of the epochs)")
+    momentum: float = _setting(0.9, "SGD momentum in [0, 1)")
+    weight_decay: float = _setting(5e-4, "weight decay on all parameters")
+    grad_clip: float = _setting(2.0, "gradient norm clipped at this value")
+    seed: int = _setting(0, "seed of the initialisation, shuffling and augmentation")
+    val_size: int = _setting(5000, "validation images held out of the training set (the paper's 45k/5k split)")
+    train_subset: int | None = _setting(None, "class-balanced training subset size (default: all)")
+    val_subset: int | None = _setting(None, "class-balanced validation subset size (default: all)")
+    test_subset: int | None = _setting(None, "class-balanced test subset size (default: all)")
+    eval_every: int = _setting(1, "evaluate (validation, test, NC) every this many epochs, and at the end")
+    nc_features: str = _setting("clean", "NC on clean training images, or augmented ones as the official code did",
+                                choices=("clean", "augmented"))
+    augment: bool = _setting(True, "random crop (padding 4) and horizontal flip")
+    device: str = _setting("auto", "auto, cpu, cuda, cuda:1, ...")
+    compile: str = _setting("auto", "torch.compile mode of the training step (auto: on CUDA only)",
+                            choices="compile")
+    download: bool = _setting(False, "let torchvision download CIFAR (needs internet)")
 
     def validate(self) -> "TrainConfig":
         check_loss_name(self.loss)
@@ -108,6 +126,15 @@ class TrainConfig:
             raise ValueError(f"nc_features must be 'clean' or 'augmented', got {self.nc_features!r}")
         if self.compile not in COMPILE_MODES:
             raise ValueError(f"compile must be one of {list(COMPILE_MODES)}, got {self.compile!r}")
+        if self.device != "auto":
+            try:
+                torch.device(self.device)
+            except (RuntimeError, TypeError):
+                raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}") from None
+        for name in ("train_subset", "val_subset", "test_subset"):
+            value = getattr(self, name)
+            if value is not None and (int(value) != value or value < 1):
+                raise ValueError(f"{name.replace('_', '-')} must be a positive integer (or none for all), got {value}")
         return self
 
     def loss_params(self) -> dict[str, float]:
@@ -431,15 +458,43 @@ def measure_throughput(config: TrainConfig, splits: DataSplits, *, steps: int = 
                       compiled=trainer.compile_mode or "off")
 
 
+_CHECKPOINT_KEYS = ("config", "model", "optimizer", "history", "elapsed", "started")
+
+
 def _load_checkpoint(path: Path, config: TrainConfig) -> dict | None:
     if not path.exists():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    what = "delete it to start the run over"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - truncated, empty, random or crafted files all land here
+        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
+        raise ValueError(f"{path}: not a readable checkpoint ({type(err).__name__}: {first}); {what}") from None
+    if not isinstance(state, dict) or any(k not in state for k in _CHECKPOINT_KEYS):
+        raise ValueError(f"{path}: not an ncrepro checkpoint (missing {', '.join(_CHECKPOINT_KEYS)}); {what}")
     diff = differing_settings(state["config"], config)
     if diff:
         raise ValueError(f"{path}: checkpoint was written with different settings ({', '.join(diff)}); "
                          f"delete it or rerun with the same settings")
     return state
+
+
+def _restore(trainer, state: dict, path: Path) -> None:
+    try:
+        trainer.model.load_state_dict(state["model"])
+        trainer.optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, KeyError, ValueError, TypeError) as err:
+        first = str(err).strip().splitlines()[0][:160]
+        raise ValueError(f"{path}: checkpoint does not fit this model ({first}); delete it to start over") from None
+
+
+def _save(what: str, path: Path, write) -> None:
+    """Write atomically; a failure (disk full, folder gone) is one line, the last good file kept."""
+    try:
+        write()
+    except OSError as err:
+        raise ValueError(f"{path}: could not write the {what} ({err.strerror or err}); the previous one, if any, "
+                         f"is kept") from None
 
 
 class DeadlineReached(Exception):
@@ -472,13 +527,16 @@ def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = 
         torch.backends.cudnn.benchmark = True  # fast, and says so: GPU runs are not bit-reproducible
     trainer = _Trainer(config, splits, device)
     ckpt = checkpoint_path(out) if out is not None else None
+    if out is not None:
+        # Temporary files of an earlier process killed while writing these outputs.
+        _io.remove_stale_temporaries(Path(out))
+        _io.remove_stale_temporaries(ckpt)
     history: list[dict] = []
     elapsed = 0.0
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     state = _load_checkpoint(ckpt, config) if (resume and ckpt is not None) else None
     if state is not None:
-        trainer.model.load_state_dict(state["model"])
-        trainer.optimizer.load_state_dict(state["optimizer"])
+        _restore(trainer, state, ckpt)
         history, elapsed, started = list(state["history"]), float(state["elapsed"]), state["started"]
         log(f"resuming {ckpt} after epoch {len(history)}/{config.epochs}")
     analysis = state.get("analysis") if state is not None else None
@@ -507,14 +565,15 @@ def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = 
         if progress or log is not print:
             log(_format_epoch(record, config.epochs))
         if ckpt is not None:
-            _io.atomic_torch_save({"config": config.public(), "model": trainer.model.state_dict(),
-                                   "optimizer": trainer.optimizer.state_dict(), "history": history,
-                                   "elapsed": elapsed, "started": started, "analysis": analysis}, ckpt)
+            snapshot = {"config": config.public(), "model": trainer.model.state_dict(),
+                        "optimizer": trainer.optimizer.state_dict(), "history": history,
+                        "elapsed": elapsed, "started": started, "analysis": analysis}
+            _save("checkpoint", ckpt, lambda: _io.atomic_torch_save(snapshot, ckpt))
     compiled = trainer.compile_mode or ("off" if trainer.compile_failure is None
                                         else f"off (failed: {trainer.compile_failure})")
     result = _result(config, splits, device, history, started, elapsed, analysis, compiled)
     if out is not None:
-        _io.atomic_write_json(out, result)
+        _save("result", Path(out), lambda: _io.atomic_write_json(out, result))
     return result
 
 
@@ -559,42 +618,49 @@ def _result(config, splits, device, history, started, elapsed, analysis, compile
     }
 
 
-def _optional_int(text: str) -> int | None:
-    return None if text.lower() in ("none", "0", "") else int(text)
+def _subset_size(text: str) -> int | None:
+    if text.lower() in ("none", "all"):
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {value}")
+    return value
+
+
+def _choices(kind) -> tuple[str, ...] | None:
+    from .losses import LOSSES
+
+    named = {"losses": tuple(LOSSES), "architectures": tuple(ARCHITECTURES), "compile": COMPILE_MODES}
+    return named.get(kind, kind)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line, one option per :class:`TrainConfig` field (help and default from it)."""
     p = OneLineParser(prog="python -m ncrepro.train", description=__doc__.split("\n\n")[0],
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    d = TrainConfig()
-    p.add_argument("--loss", choices=["ce", "ls", "fl", "mse"], default=d.loss)
-    p.add_argument("--alpha", type=float, default=d.alpha, help="label smoothing, in [0, 1)")
-    p.add_argument("--gamma", type=float, default=d.gamma, help="focal loss exponent, >= 0")
-    p.add_argument("--mse-scale", type=float, default=d.mse_scale, help="MSE target scale M > 0")
-    p.add_argument("--loss-scale", choices=["mean", "official"], default=d.loss_scale,
-                   help="mean over the batch, or the official code's batch sum")
-    p.add_argument("--arch", choices=list(ARCHITECTURES), default=d.arch)
-    p.add_argument("--width", type=float, default=d.width)
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--momentum", type=float, default=d.momentum)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--grad-clip", type=float, default=d.grad_clip)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--data", default=d.data, help="torchvision CIFAR root (or cifar10:/cifar100:<root>) or ImageFolder tree")
-    p.add_argument("--download", action="store_true", help="let torchvision download CIFAR (needs internet)")
-    p.add_argument("--val-size", type=int, default=d.val_size, help="validation images held out of the training set")
-    p.add_argument("--train-subset", type=_optional_int, default=None, help="class-balanced training subset size")
-    p.add_argument("--val-subset", type=_optional_int, default=None)
-    p.add_argument("--test-subset", type=_optional_int, default=None)
-    p.add_argument("--eval-every", type=int, default=d.eval_every, help="evaluate (val, test, NC) every k epochs")
-    p.add_argument("--no-augment", dest="augment", action="store_false",
-                   help="train without random crop and flip (the paper augments; see the book)")
-    p.add_argument("--nc-features", choices=["clean", "augmented"], default=d.nc_features)
-    p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1, ...")
-    p.add_argument("--out", required=True, help="result JSON; the checkpoint lives beside it")
+                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f.metadata["help"]
+        if f.type in ("bool", bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
+            continue
+        kwargs = {"default": f.default, "help": help_text}
+        if f.name.endswith("_subset"):
+            kwargs["type"] = _subset_size
+        elif f.type in ("int", int):
+            kwargs["type"] = int
+        elif f.type in ("float", float):
+            kwargs["type"] = float
+        if "choices" in f.metadata:
+            kwargs["choices"] = _choices(f.metadata["choices"])
+        p.add_argument(flag, **kwargs)
+    p.add_argument("--out", required=True, help="result JSON to write; the checkpoint lives beside it")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint beside --out")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing result at --out, even one of another configuration")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -604,14 +670,90 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
 
 
+def check_output(out: str | Path, config: TrainConfig, *, overwrite: bool = False) -> dict | None:
+    """Check ``out`` before any training: a ``.json`` path whose folder exists or can be made and
+    is writable. Returns the finished result already there for ``config`` (None if there is
+    none); an existing file of another configuration, or not a result at all, is refused
+    unless ``overwrite``.
+
+    Raises:
+        ValueError: with one line that names the file and what to do.
+    """
+    out = Path(out)
+    if out.suffix != ".json":
+        raise ValueError(f"--out must name a .json result file, got {out}")
+    if out.is_dir():
+        raise ValueError(f"{out}: is a folder; --out names the result file")
+    folder = out.parent
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder}: is a file, not a folder for {out.name}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".{out.name}.{os.getpid()}.probe.tmp"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ValueError(f"{folder}: cannot write the result there ({err.strerror or err})") from None
+    if not out.exists() or overwrite:
+        return None
+    result = read_result(out, hint="move it away or pass --overwrite")
+    diff = differing_settings(result["config"], config)
+    if diff:
+        raise ValueError(f"{out}: holds the result of another configuration ({', '.join(diff)}); "
+                         f"choose another --out, or pass --overwrite")
+    return result
+
+
+def read_result(path: str | Path, *, hint: str = "move it away") -> dict:
+    """A finished result file, checked (config, provenance, summary, epochs).
+
+    Raises:
+        ValueError: unreadable, not UTF-8, not JSON, or not a finished result; the message
+            names the file and ends with ``hint``.
+    """
+    path = Path(path)
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constants)
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text, so not a result; {hint}") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err}); {hint}") from None
+    except OSError as err:
+        raise ValueError(f"{path}: cannot be read ({err.strerror or err}); {hint}") from None
+    return check_result(result, str(path), hint)
+
+
+def _no_constants(name: str):
+    raise json.JSONDecodeError(f"{name} is not a number JSON allows", name, 0)
+
+
+def check_result(result, where: str, hint: str = "move it away") -> dict:
+    """``result`` if it has the shape of a finished result; ValueError naming ``where`` otherwise."""
+    if not isinstance(result, dict):
+        raise ValueError(f"{where}: a result must be a JSON object, got {type(result).__name__}; {hint}")
+    missing = [k for k in ("config", "provenance", "summary", "epochs") if k not in result]
+    if missing:
+        raise ValueError(f"{where}: not a finished result (missing {', '.join(missing)}); {hint}")
+    if not isinstance(result["config"], dict) or not isinstance(result["epochs"], list) or not result["epochs"]:
+        raise ValueError(f"{where}: malformed result (config must be an object, epochs a non-empty list); {hint}")
+    prov = result["provenance"]
+    if not isinstance(prov, dict) or any(k not in prov for k in ("git_commit", "device", "torch", "dataset")):
+        raise ValueError(f"{where}: missing provenance (git_commit, device, torch, dataset); {hint}")
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, code = parser.parse_or_code(argv)
+    if args is None:
+        return code
 
     def action():
         config = config_from_args(args).validate()
-        if not str(args.out).endswith(".json"):
-            raise ValueError(f"--out must name a .json result file, got {args.out}")
+        finished = check_output(args.out, config, overwrite=args.overwrite)
+        if finished is not None:
+            print(f"{args.out}: this run is already finished (pass --overwrite to train it again)")
+            return 0
         train(config, args.out, resume=args.resume, progress=not args.no_progress, log=lambda m: print(m, flush=True))
 
     return run_guarded(parser.prog, action, "interrupted; rerun with --resume to continue")

@@ -337,6 +337,9 @@ def solve(loss: str, *, K: int, n: int, d: int, lambda_W: float, lambda_H: float
     """
     check_loss_name(loss)
     _check_problem(K, n, d, lambda_W, lambda_H, lambda_b)
+    if init is None and not (init_scale > 0 and np.isfinite(init_scale)):
+        # W = H = 0 is a critical point of every loss here: a start there never leaves it.
+        raise ValueError(f"init_scale must be a finite number > 0, got {init_scale}")
     name, values, hyper_list = _hyper_values(loss, params)
     seed_list = isinstance(seed, (list, tuple, np.ndarray))
     seeds = list(seed) if seed_list else [seed]
@@ -366,8 +369,10 @@ def gradient_descent(loss: str, *, K: int, n: int, d: int, lambda_W: float, lamb
     """
     check_loss_name(loss)
     _check_problem(K, n, d, lambda_W, lambda_H, lambda_b)
-    if not lr > 0 or int(steps) != steps or steps < 1:
-        raise ValueError(f"need lr > 0 and a positive integer number of steps, got lr={lr}, steps={steps}")
+    if not (lr > 0 and np.isfinite(lr)) or int(steps) != steps or steps < 1:
+        raise ValueError(f"need a finite lr > 0 and a positive integer number of steps, got lr={lr}, steps={steps}")
+    if not (init_scale > 0 and np.isfinite(init_scale)):
+        raise ValueError(f"init_scale must be a finite number > 0, got {init_scale}")
     name, values, hyper_list = _hyper_values(loss, params)
     hyper = values if name else [0.0]
     problem = _Problem(loss, K, n, d, lambda_W, lambda_H, lambda_b, hyper, [seed] * len(hyper), init_scale)
@@ -390,9 +395,13 @@ def gradient_descent(loss: str, *, K: int, n: int, d: int, lambda_W: float, lamb
     for it in iterator:
         _, g = problem.value_and_grad(x)
         x = x - lr * g
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"gradient descent diverged by step {it} (lr={lr}); use a smaller lr")
         if record_every and (it % record_every == 0 or it == steps):
             record(it)
     f = problem.value(x).detach()
+    if not bool(torch.isfinite(f).all()):
+        raise ValueError(f"gradient descent diverged (lr={lr}); use a smaller lr")
     out = _solutions(problem, x, f, torch.full((problem.B,), steps), torch.zeros(problem.B, dtype=torch.bool),
                      traj, loss, name, values if name else [0.0])
     for i, sol in enumerate(out):
