@@ -138,8 +138,22 @@ def _polish_stationary(g, m: float) -> float:
     return m
 
 
+def _mse_common_part(K: int, M: float, rho: float, lambda_b: float, d: int | None) -> tuple[float, float]:
+    """``(gamma, delta)``: the optimal bias entry and the common logit offset carried by the
+    features for MSE. See :func:`global_minimizer`."""
+    if lambda_b == 0:
+        return M / K, 0.0                      # the free bias absorbs the common target M/K
+    if lambda_b * M / (K * (1.0 + lambda_b)) <= rho:
+        return M / (K * (1.0 + lambda_b)), 0.0
+    if d is not None and d < K:
+        raise ValueError(f"with lambda_b * M / (K (1 + lambda_b)) > sqrt(n lambda_W lambda_H) the MSE optimum "
+                         f"needs a common feature direction (rank K), which d = {d} < K = {K} does not allow; "
+                         f"this regime has no closed form here")
+    return rho / lambda_b, M - K * rho - K * rho / lambda_b
+
+
 def global_minimizer(loss: str, *, K: int, n: int, lambda_W: float, lambda_H: float,
-                     lambda_b: float = 0.0, **params) -> dict:
+                     lambda_b: float = 0.0, d: int | None = None, **params) -> dict:
     """The UFM's global minimum for ``loss`` in closed form (or, for focal loss, by global 1-D search).
 
     Args:
@@ -148,20 +162,36 @@ def global_minimizer(loss: str, *, K: int, n: int, lambda_W: float, lambda_H: fl
             ``1/2 ||z - M e_y||^2``).
         K, n: classes and samples per class.
         lambda_W, lambda_H, lambda_b: the weight decays of W, H and b.
+        d: the feature dimension, needed only to refuse the one case whose optimum does not fit
+            in ``d = K - 1`` dimensions (MSE with a strongly penalised bias, below).
 
     Returns:
         ``margin`` (every sample's logit margin ``m*``), ``w_norm_sq`` (``||w_k||^2``),
-        ``h_norm_sq`` (``||h_ki||^2``), ``objective`` (f at the optimum), ``bias`` (the value of
-        every entry of the optimal b, ``None`` for the CE family with ``lambda_b = 0``, where any
-        constant vector is optimal), ``trivial`` (True when the only minimiser is W = H = 0),
-        and ``c``, ``c0`` (see :func:`ufm_scale_constants`).
+        ``h_norm_sq`` (``||h_ki||^2``), ``feature_mean_norm_sq`` (``||mean of all h||^2``),
+        ``objective`` (f at the optimum), ``bias`` (the value of every entry of the optimal b,
+        ``None`` for the CE family with ``lambda_b = 0``, where any constant vector is optimal),
+        ``trivial`` (True when the only minimiser is W = H = 0), and ``c``, ``c0`` (see
+        :func:`ufm_scale_constants`).
+
+    MSE with a bias. With ``rho = sqrt(n lambda_W lambda_H)`` the problem reduces (through the
+    nuclear-norm form of the two regularisers) to logits ``Z = m (I - 11^T/K) + delta 11^T/K``
+    and ``b = gamma 1``: the margin ``m = max(M - K rho, 0)`` does not depend on the bias, and
+    the common part costs ``(delta + K gamma - M)^2/(2K) + rho delta + lambda_b K gamma^2 / 2``.
+    While ``lambda_b M / (K (1 + lambda_b)) <= rho`` the bias carries it alone
+    (``gamma = M / (K (1 + lambda_b))``, ``delta = 0``); beyond that threshold a unit of common
+    logit is cheaper through the features: ``gamma = rho / lambda_b`` and
+    ``delta = M - K rho (1 + 1/lambda_b) > 0``, so the features acquire a non-zero global mean
+    along a direction that every classifier row reads alike. That needs rank K, i.e. ``d >= K``.
     """
     check_loss_name(loss)
     _check_problem(K, n, lambda_W, lambda_H, lambda_b)
+    if d is not None and (int(d) != d or d < K - 1):
+        raise ValueError(f"d must be an integer >= K-1 = {K - 1}, got {d}")
     params = _loss_params(loss, params)
     c, c0 = ufm_scale_constants(K, n, lambda_W, lambda_H)
     bias = None if lambda_b == 0 else 0.0
-    extra = 0.0                                     # bias part of the objective
+    delta = 0.0                                     # common logit offset carried by the features
+    extra = 0.0                                     # objective beyond ell(m) + c0 m
     if loss == "ce" or loss == "ls":
         alpha = check_alpha(params.get("alpha", 0.0))
         slope = c0 + alpha * (K - 1) / K            # -ell_CE'(m*) must equal this
@@ -170,24 +200,21 @@ def global_minimizer(loss: str, *, K: int, n: int, lambda_W: float, lambda_H: fl
         m = _focal_margin(K, check_gamma(params["gamma"]), c0)
     else:
         M = check_scale(params["scale"])
-        # Per sample loss + bias penalty is a quadratic in (m, beta) with b = beta 1: the optimal
-        # beta is M/(K(1 + lambda_b)) for every m, and the optimal margin does not depend on it.
-        beta = M / (K * (1.0 + lambda_b))
-        m = max(M - c0 * K / (K - 1), 0.0)
-        true_err = m * (K - 1) / K + beta - M
-        wrong_err = beta - m / K
-        loss_at_opt = 0.5 * (true_err ** 2 + (K - 1) * wrong_err ** 2)
-        extra = loss_at_opt - float(per_sample_loss_at_margin("mse", m, K=K, scale=M)) + 0.5 * lambda_b * K * beta ** 2
-        bias = beta
+        rho = c0 / (K - 1)
+        m = max(M - K * rho, 0.0)
+        bias, delta = _mse_common_part(K, M, rho, lambda_b, d)
+        # ell(m) is the loss with the free bias M/K; the common part replaces that zero.
+        extra = (delta + K * bias - M) ** 2 / (2 * K) + rho * delta + 0.5 * lambda_b * K * bias ** 2
     ell = float(per_sample_loss_at_margin(loss, m, K=K, **params))
-    a = m * (K - 1) / (K * c)
+    spread = m * (K - 1) / K + delta / K           # the diagonal of |Z| = m (I - 11^T/K) + delta 11^T/K
     return {
         "margin": m,
-        "w_norm_sq": a,
-        "h_norm_sq": c * c * a,
+        "w_norm_sq": spread / c,
+        "h_norm_sq": c * spread,
+        "feature_mean_norm_sq": c * delta / K,
         "objective": ell + c0 * m + extra,
         "bias": bias,
-        "trivial": m == 0.0,
+        "trivial": m == 0.0 and delta == 0.0,
         "c": c,
         "c0": c0,
     }

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from ncrepro import theory
+from ncrepro import theory, ufm
 
 
 def brute_force_margin(loss, K, c0, **params):
@@ -66,10 +66,40 @@ def test_mse_closed_form_and_bias():
     th = theory.global_minimizer("mse", K=5, n=8, lambda_W=1e-3, lambda_H=1e-3, scale=3.0)
     assert th["margin"] == pytest.approx(3.0 - 5 * math.sqrt(8) * 1e-3)
     assert th["bias"] is None or th["bias"] == pytest.approx(3.0 / 5)
-    with_b = theory.global_minimizer("mse", K=5, n=8, lambda_W=1e-3, lambda_H=1e-3, lambda_b=0.5, scale=3.0)
-    assert with_b["bias"] == pytest.approx(3.0 / (5 * 1.5)) and with_b["margin"] == pytest.approx(th["margin"])
+    rho = math.sqrt(8) * 1e-3
+    # A weakly penalised bias carries the common target alone: b = M / (K (1 + lambda_b)).
+    weak = theory.global_minimizer("mse", K=5, n=8, lambda_W=1e-3, lambda_H=1e-3, lambda_b=0.004, scale=3.0)
+    assert 0.004 * 3.0 / (5 * 1.004) <= rho
+    assert weak["bias"] == pytest.approx(3.0 / (5 * 1.004)) and weak["feature_mean_norm_sq"] == 0.0
+    # Past the threshold the bias stops at rho / lambda_b and the features take the rest.
+    strong = theory.global_minimizer("mse", K=5, n=8, lambda_W=1e-3, lambda_H=1e-3, lambda_b=0.5, scale=3.0)
+    assert strong["bias"] == pytest.approx(rho / 0.5) and strong["margin"] == pytest.approx(th["margin"])
+    assert strong["feature_mean_norm_sq"] > 0
     huge = theory.global_minimizer("mse", K=5, n=8, lambda_W=1.0, lambda_H=1.0, scale=3.0)
     assert huge["trivial"] and huge["objective"] == pytest.approx(4 / 10 * 9)
+
+
+@pytest.mark.parametrize("lambda_b", [0.01, 0.1, 1.0, 10.0])
+def test_mse_with_bias_matches_the_solver_from_several_starts(lambda_b):
+    """Both regimes of the MSE-with-bias optimum (the threshold lies near lambda_b = 0.015 here)."""
+    kw = dict(K=10, n=20, d=16, lambda_W=5e-3, lambda_H=5e-3, lambda_b=lambda_b, scale=15.0)
+    th = theory.global_minimizer("mse", **kw)
+    sols = ufm.solve("mse", seed=[0, 1, 2, 3, 4], init_scale=0.5, **kw)
+    for sol in sols:
+        assert sol.converged
+        assert sol.objective == pytest.approx(th["objective"], rel=1e-9)
+        assert np.mean(sol.b) == pytest.approx(th["bias"], rel=1e-6)
+        assert float(np.sum(sol.H.mean(0) ** 2)) == pytest.approx(th["feature_mean_norm_sq"], abs=1e-7)
+        assert np.mean(sol.margins()) == pytest.approx(th["margin"], rel=1e-6)
+    if lambda_b == 0.1:  # the example where the bias-only formula said 4.0189
+        assert th["objective"] == pytest.approx(3.3041019662, rel=1e-9)
+
+
+def test_mse_with_bias_needs_rank_k_past_the_threshold():
+    kw = dict(K=10, n=20, lambda_W=5e-3, lambda_H=5e-3, scale=15.0)
+    with pytest.raises(ValueError, match="d = 9 < K = 10"):
+        theory.global_minimizer("mse", d=9, lambda_b=1.0, **kw)
+    assert theory.global_minimizer("mse", d=9, lambda_b=0.01, **kw)["feature_mean_norm_sq"] == 0.0
 
 
 @pytest.mark.parametrize("kwargs, message", [
