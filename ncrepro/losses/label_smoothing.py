@@ -1,4 +1,5 @@
-"""Label smoothing (Szegedy et al. 2016), as studied by Zhou et al., NeurIPS 2022.
+"""Label smoothing (Szegedy et al. 2016, arXiv:1512.00567; Müller, Kornblith & Hinton 2019,
+arXiv:1906.02629), as studied by Zhou et al., NeurIPS 2022 (arXiv:2210.02192).
 
 The target is ``(1 - alpha) e_y + alpha / K`` (the uniform part also falls on the true
 class), so the loss equals ``torch.nn.functional.cross_entropy(..., label_smoothing=alpha)``.
@@ -7,28 +8,61 @@ The official code uses alpha = 0.1 on CIFAR-10 and 0.05 on CIFAR-100.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ._base import PerSampleLoss
+from ._registry import LossSpec
+from ._stable import nll_every_class, nll_true_class
 from ._validation import check_alpha
-from .cross_entropy import log_true_class_probability
+
+
+def label_smoothing(logits: torch.Tensor, targets: torch.Tensor, alpha=0.1) -> torch.Tensor:
+    """Per-sample ``(1 - alpha)(-log p_y) + alpha mean_j(-log p_j)``: a sum of non-negative
+    terms, each exact (see ``_stable``), so the sum is accurate for any logits.
+
+    Args:
+        logits: ``(..., K)``; targets: broadcastable to ``logits.shape[:-1]``.
+        alpha: in [0, 1); a float or a tensor broadcastable to ``logits.shape[:-1]``.
+
+    Example:
+        >>> z = torch.tensor([[2.0, 0.0, 0.0]])
+        >>> label_smoothing(z, torch.tensor([0]), 0.1)
+        tensor([0.4187])
+    """
+    nll = nll_true_class(logits, targets)
+    return (1.0 - alpha) * nll + alpha * nll_every_class(logits).mean(-1)
+
+
+def label_smoothing_at_margin(m, K: int, alpha=0.1) -> np.ndarray:
+    """``log(1 + (K-1)e^{-m}) + alpha (K-1) m / K``."""
+    m = np.asarray(m, dtype=np.float64)
+    return np.logaddexp(0.0, np.log(K - 1) - m) + alpha * (K - 1) * m / K
+
+
+def label_smoothing_optimal_margin(K: int, c0: float, alpha=0.1) -> float:
+    """The minimiser of ``ell(m) + c0 m``: the CE form with slope ``c0 + alpha (K-1)/K``."""
+    slope = c0 + alpha * (K - 1) / K
+    return float(np.log((K - 1) * (1 - slope) / slope)) if slope < (K - 1) / K else 0.0
+
+
+SPEC = LossSpec(
+    name="ls", label="LS", title="label smoothing", per_sample=label_smoothing, at_margin=label_smoothing_at_margin,
+    param="alpha", default=0.1, check=check_alpha, token="a", config_field="alpha",
+    optimal_margin=label_smoothing_optimal_margin, color="#d62728",
+    references=("Szegedy et al. 2016, arXiv:1512.00567", "Müller, Kornblith & Hinton 2019, arXiv:1906.02629",
+                "Zhou et al. 2022, arXiv:2210.02192"),
+)
 
 
 class LabelSmoothingLoss(PerSampleLoss):
     """``(1 - alpha) * CE + alpha * mean_j(-log p_j)``; ``alpha`` in [0, 1)."""
 
-    name = "ls"
+    spec = SPEC
 
     def __init__(self, alpha: float = 0.1, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.alpha = check_alpha(alpha)
+        super().__init__(value=alpha, **kwargs)
 
-    def hyperparameters(self) -> dict[str, float]:
-        return {"alpha": self.alpha}
-
-    def per_sample(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        nll = -log_true_class_probability(logits, targets)
-        if self.alpha == 0.0:
-            return nll
-        uniform = torch.logsumexp(logits, dim=1) - logits.mean(dim=1)  # mean_j -log p_j
-        return (1.0 - self.alpha) * nll + self.alpha * uniform
+    @property
+    def alpha(self) -> float:
+        return self.value
