@@ -15,29 +15,7 @@ import time
 import numpy as np
 import torch
 
-from ncrepro.metrics import nc_metrics
-
-
-def textbook(H: np.ndarray, labels: np.ndarray, W: np.ndarray, b: np.ndarray) -> dict[str, float]:
-    K = W.shape[0]
-    H = H.astype(np.float64)
-    mu_G = H.mean(0)
-    means = np.stack([H[labels == k].mean(0) for k in range(K)])
-    centred = H - means[labels]
-    Sw = centred.T @ centred / len(H)
-    M = means - mu_G
-    Sb = M.T @ M / K
-    nc1 = float(np.trace(Sw @ np.linalg.pinv(Sb, rcond=1e-10, hermitian=True)) / K)
-    etf = (np.eye(K) - 1 / K) / np.sqrt(K - 1)
-    Wc = W.astype(np.float64) - W.mean(0)
-
-    def dist(G):
-        return float(np.linalg.norm(G / np.linalg.norm(G) - etf))
-
-    logits = H @ W.T + b
-    dists = (H ** 2).sum(1)[:, None] - 2 * H @ means.T + (means ** 2).sum(1)[None]
-    return {"nc1": nc1, "nc2": dist(Wc @ Wc.T), "nc3": dist(Wc @ M.T),
-            "nc4": float(np.mean(logits.argmax(1) != dists.argmin(1))), "bias_gap": float(np.linalg.norm(W @ mu_G + b))}
+from ncrepro.metrics import nc_metrics, textbook_nc_metrics as textbook
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ import numpy as np
 from scipy import optimize
 from scipy.special import logsumexp, softmax
 
-from ncrepro import theory, ufm
+from ncrepro import UFMProblem, theory, ufm
 
 K, n, d, LAM = 10, 100, 64, 5e-3
 ALPHAS = list(np.linspace(0.0, 0.55, 12))
@@ -40,8 +40,9 @@ def scipy_ls_objective(x, alpha, labels):
 
 def main() -> None:
     labels = ufm.ufm_labels(K, n)
-    targets = [theory.global_minimizer("ls", K=K, n=n, lambda_W=LAM, lambda_H=LAM, alpha=a)["objective"] for a in ALPHAS]
-    x0 = ufm._Problem("ls", K, n, d, LAM, LAM, 0.0, [0.0], [0], 0.1).x0[0].numpy()
+    problem = UFMProblem(K=K, n=n, d=d, lambda_W=LAM, lambda_H=LAM)
+    targets = [theory.global_minimizer("ls", problem, alpha=a)["objective"] for a in ALPHAS]
+    x0 = ufm.random_start(problem, seed=0, init_scale=0.1)  # the batched solver starts here too
 
     t0 = time.perf_counter()
     scipy_f = []
@@ -52,7 +53,7 @@ def main() -> None:
     t_scipy = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    sols = ufm.solve("ls", K=K, n=n, d=d, lambda_W=LAM, lambda_H=LAM, alpha=ALPHAS, seed=0)
+    sols = ufm.solve_batch("ls", problem, alpha=ALPHAS, seeds=[0])
     t_ours = time.perf_counter() - t0
 
     err_scipy = max(abs(f - t) / t for f, t in zip(scipy_f, targets))

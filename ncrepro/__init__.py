@@ -3,26 +3,36 @@ A Neural Collapse Perspective" (NeurIPS 2022, arXiv:2210.02192).
 
 The public API, re-exported explicitly:
 
-* losses: :func:`get_loss` and the four loss modules;
+* losses: :func:`get_loss`, the four loss modules and their pure per-sample functions, and the
+  registry (:class:`LossSpec`, :func:`register_loss`);
 * metrics: :func:`nc_metrics`, :class:`NCMetricsAccumulator`;
-* theory and the unconstrained feature model: :mod:`ncrepro.theory`, :mod:`ncrepro.ufm`,
-  :mod:`ncrepro.landscape`;
-* real networks: :mod:`ncrepro.data`, :mod:`ncrepro.models`, :mod:`ncrepro.train`,
+* the unconstrained feature model: :class:`UFMProblem`, and the modules :mod:`ncrepro.theory`,
+  :mod:`ncrepro.ufm`, :mod:`ncrepro.landscape`;
+* real networks: the modules :mod:`ncrepro.data`, :mod:`ncrepro.models`, :mod:`ncrepro.train`,
   :mod:`ncrepro.sweep`.
 """
 
-from .losses import CrossEntropyLoss, FocalLoss, LabelSmoothingLoss, MSELoss, get_loss
+from ._version import __version__
+from .losses import (LOSSES, CrossEntropyLoss, FocalLoss, LabelSmoothingLoss, LossSpec, MSELoss, cross_entropy, focal,
+                     get_loss, label_smoothing, mse, register_loss)
 from .metrics import NCMetricsAccumulator, nc_metrics
-
-__version__ = "0.1.0"
+from .problem import UFMProblem
 
 __all__ = [
     "get_loss",
+    "LOSSES",
+    "LossSpec",
+    "register_loss",
     "CrossEntropyLoss",
     "LabelSmoothingLoss",
     "FocalLoss",
     "MSELoss",
+    "cross_entropy",
+    "label_smoothing",
+    "focal",
+    "mse",
     "nc_metrics",
     "NCMetricsAccumulator",
+    "UFMProblem",
     "__version__",
 ]

@@ -1,34 +1,46 @@
-"""The UFM's optimisation landscape, checked numerically on small problems.
+"""The UFM's optimisation landscape, checked numerically: critical points, exact Hessians, and
+where random starts end.
 
-Zhou et al. (NeurIPS 2022) prove that for label smoothing every critical point of the UFM that
-is not a global minimiser is a strict saddle (a direction of negative curvature), and for focal
-loss the same near the optimal solutions. This module finds such critical points and computes
-exact Hessians (``torch.autograd.functional.hessian`` in float64), so the book can report the
-most negative eigenvalue at each, rather than an impression.
+Zhou et al. (NeurIPS 2022, arXiv:2210.02192) prove that for label smoothing every critical point
+of the UFM that is not a global minimiser is a strict saddle (a direction of negative
+curvature), and for focal loss the same only *near* the optimal solutions. This module gives the
+tools to test both statements in ways that could fail:
 
-Critical points that are not minima come from symmetry: if classes ``i`` and ``j`` share their
-classifier row, bias and features, swapping the two labels maps the point to itself, so the
-gradient is swap-symmetric and a critical point of the objective restricted to tied
-configurations is a critical point of the whole problem (the principle of symmetric
-criticality, for a finite group). ``tied_critical_point`` minimises over that subspace.
+* exact Hessians in float64 (:func:`hessian_eigenvalues`, :func:`analyse_point`);
+* hand-built critical points: the origin, tied configurations (by symmetric criticality), and
+  the global minimiser built from the closed form (:func:`closed_form_point`);
+* searches that are not hand-built: where many random starts end (:func:`survey_random_starts`),
+  critical points found by minimising the gradient norm (:func:`critical_points_by_gradient_norm`),
+  and perturbations of a point (:func:`perturbation_returns`);
+* the focal-loss window: the origin is a strict local minimum exactly when ``c0`` exceeds
+  ``-ell'(0)`` (:func:`ncrepro.theory.origin_threshold`), and then points with "dead" classes
+  (:func:`dead_classes`) can trap gradient methods although a non-trivial global minimum exists.
 """
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 
-from .ufm import _Problem, _hyper_values, _check_problem, solve, ufm_labels
+from . import theory, ufm
+from .losses import loss_spec
+from .problem import UFMProblem
 
 __all__ = [
-    "flat_point",
+    "CriticalPoint",
+    "analyse_point",
+    "closed_form_point",
+    "critical_points_by_gradient_norm",
+    "dead_classes",
+    "expected_null_dimension",
     "gradient_norm",
     "hessian_eigenvalues",
+    "optimum_point",
     "origin_point",
+    "perturbation_returns",
+    "survey_random_starts",
     "tied_critical_point",
-    "expected_null_dimension",
-    "CriticalPoint",
+    "UFMProblem",
 ]
 
 
@@ -36,34 +48,17 @@ class CriticalPoint(dict):
     """A point (W, H, b) with its objective, gradient norm and Hessian spectrum summary."""
 
 
-def _problem(loss, K, n, d, lambda_W, lambda_H, lambda_b, params, x0=None):
-    _check_problem(K, n, d, lambda_W, lambda_H, lambda_b)
-    name, values, is_list = _hyper_values(loss, params)
-    if is_list:
-        raise ValueError("landscape functions take one hyperparameter value, not a list")
-    init = None if x0 is None else np.asarray(x0, dtype=np.float64)[None]
-    return _Problem(loss, K, n, d, lambda_W, lambda_H, lambda_b, values if name else [0.0], [0], 0.1, init)
-
-
-def flat_point(W, H, b) -> np.ndarray:
-    """(W, H, b) as one vector, in the order the solvers use."""
-    return np.concatenate([np.asarray(W, np.float64).ravel(), np.asarray(H, np.float64).ravel(),
-                           np.asarray(b, np.float64).ravel()])
-
-
-def gradient_norm(loss, x, *, K, n, d, lambda_W, lambda_H, lambda_b=0.0, **params) -> float:
+def gradient_norm(loss: str, problem: UFMProblem, x, **params) -> float:
     """Euclidean norm of the UFM gradient at the flat point ``x``."""
-    prob = _problem(loss, K, n, d, lambda_W, lambda_H, lambda_b, params)
-    _, g = prob.value_and_grad(torch.as_tensor(x, dtype=torch.float64)[None])
-    return float(g.norm())
+    return float(np.linalg.norm(ufm.objective_and_gradient(loss, problem, x, **params)[1]))
 
 
-def hessian_eigenvalues(loss, x, *, K, n, d, lambda_W, lambda_H, lambda_b=0.0, **params) -> np.ndarray:
-    """All eigenvalues (ascending) of the exact Hessian of the UFM objective at ``x``."""
-    prob = _problem(loss, K, n, d, lambda_W, lambda_H, lambda_b, params)
-    x = torch.as_tensor(x, dtype=torch.float64)
-    Hm = torch.autograd.functional.hessian(lambda v: prob.value(v[None])[0], x)
-    return torch.linalg.eigvalsh(0.5 * (Hm + Hm.T)).numpy()
+def hessian_eigenvalues(loss: str, problem: UFMProblem, x, **params) -> np.ndarray:
+    """All eigenvalues (ascending) of the exact Hessian of the UFM objective at ``x`` (float64)."""
+    f = ufm.ufm_objective_function(loss, problem, **params)
+    xt = torch.as_tensor(np.asarray(x), dtype=torch.float64)
+    hess = torch.autograd.functional.hessian(f, xt, vectorize=True)
+    return torch.linalg.eigvalsh(0.5 * (hess + hess.T)).numpy()
 
 
 def expected_null_dimension(loss: str, K: int, d: int, lambda_b: float) -> int:
@@ -75,31 +70,67 @@ def expected_null_dimension(loss: str, K: int, d: int, lambda_b: float) -> int:
     """
     r = K - 1
     rotations = d * (d - 1) // 2 - (d - r) * (d - r - 1) // 2
-    return rotations + (1 if (lambda_b == 0 and loss != "mse") else 0)
+    return rotations + (1 if (lambda_b == 0 and loss_spec(loss).kind == "ce-family") else 0)
 
 
-def origin_point(loss, *, K, n, d, lambda_b=0.0, **params) -> np.ndarray:
+def origin_point(loss: str, problem: UFMProblem, **params) -> np.ndarray:
     """W = 0, H = 0 and the bias that is optimal there (0, or M/(K(1+lambda_b)) for MSE)."""
-    b = np.zeros(K)
-    if loss == "mse":
-        b[:] = params.get("scale", 15.0) / (K * (1.0 + lambda_b))
-    return flat_point(np.zeros((K, d)), np.zeros((K * n, d)), b)
+    spec = loss_spec(loss)
+    d = problem.require_d()
+    b = np.zeros(problem.K)
+    if spec.kind == "mse":
+        b[:] = spec.value(params) / (problem.K * (1.0 + problem.lambda_b))
+    return ufm.flat_point(np.zeros((problem.K, d)), np.zeros((problem.N, d)), b)
 
 
-def tied_critical_point(loss, *, K, n, d, lambda_W, lambda_H, lambda_b=0.0, tie=(0, 1), seed=0,
-                        max_iter=2000, **params) -> np.ndarray:
+def closed_form_point(loss: str, problem: UFMProblem, **params) -> np.ndarray:
+    """The global minimiser built from :func:`ncrepro.theory.global_minimizer`, not by a solver.
+
+    The optimal logits of class k are the k-th column of ``Z = m (I - 11^T/K) + delta 11^T/K``;
+    with ``Z = V diag(s) V^T`` (rank r <= d) the point is ``W = V diag(sqrt(s / c))``,
+    ``h_ki = V_k diag(sqrt(s c))`` (padded with zero columns to d), and b constant.
+    """
+    d = problem.require_d()
+    K = problem.K
+    opt = theory.global_minimizer(loss, problem, **params)
+    c = opt["c"]
+    delta = opt["feature_mean_norm_sq"] * K / c
+    Z = opt["margin"] * (np.eye(K) - 1.0 / K) + delta / K
+    s, V = np.linalg.eigh(Z)
+    keep = s > 1e-14 * max(s.max(), 1e-300)
+    s, V = s[keep], V[:, keep]
+    if len(s) > d:
+        raise ValueError(f"the optimum has rank {len(s)} > d = {d}")
+    W = np.zeros((K, d))
+    H_class = np.zeros((K, d))
+    W[:, :len(s)] = V * np.sqrt(s / c)
+    H_class[:, :len(s)] = V * np.sqrt(s * c)
+    b = np.full(K, opt["bias"] if opt["bias"] is not None else 0.0)
+    return ufm.flat_point(W, H_class[ufm.ufm_labels(K, problem.n)], b)
+
+
+def optimum_point(loss: str, problem: UFMProblem, *, seed: int = 0, **params) -> np.ndarray:
+    """The global minimiser as the solver finds it from a random start."""
+    return ufm.solve(loss, problem, seed=seed, **params).point()
+
+
+def tied_critical_point(loss: str, problem: UFMProblem, *, tie=(0, 1), seed: int = 0, max_iter: int = 2000,
+                        **params) -> np.ndarray:
     """A critical point where classes ``tie`` share classifier row, bias and features.
 
     Minimises the full objective over tied configurations only (L-BFGS in float64 with strong
-    Wolfe line search) and returns the flat point; by symmetric criticality its full gradient
-    vanishes, which :func:`gradient_norm` confirms.
+    Wolfe line search) and returns the flat point. If classes i and j share everything, swapping
+    the two labels maps the point to itself, so the gradient is swap-symmetric, and a critical
+    point of the objective restricted to tied configurations is a critical point of the whole
+    problem (symmetric criticality); :func:`gradient_norm` confirms it.
     """
+    K, n = problem.K, problem.n
+    d = problem.require_d()
     i, j = tie
     if not (0 <= i < K and 0 <= j < K and i != j):
         raise ValueError(f"tie must name two different classes in [0, {K}), got {tie}")
-    prob = _problem(loss, K, n, d, lambda_W, lambda_H, lambda_b, params)
-    labels = ufm_labels(K, n)
-    # Class j's rows and sample rows are copies of class i's.
+    f = ufm.ufm_objective_function(loss, problem, **params)
+    labels = ufm.ufm_labels(K, n)
     row_source = torch.arange(K)
     row_source[j] = i
     sample_source = torch.arange(K * n)
@@ -117,36 +148,124 @@ def tied_critical_point(loss, *, K, n, d, lambda_W, lambda_H, lambda_b=0.0, tie=
 
     def closure():
         opt.zero_grad()
-        f = prob.value(expand()[None])[0]
-        f.backward()
-        return f
+        value = f(expand())
+        value.backward()
+        return value
 
     for _ in range(5):
         opt.step(closure)
     return expand().detach().numpy()
 
 
-def analyse_point(loss, x, *, K, n, d, lambda_W, lambda_H, lambda_b=0.0, null_tol=1e-8, **params) -> CriticalPoint:
-    """Objective, gradient norm and Hessian summary (min/max eigenvalue, near-zero count) at ``x``."""
-    kw = dict(K=K, n=n, d=d, lambda_W=lambda_W, lambda_H=lambda_H, lambda_b=lambda_b, **params)
-    prob = _problem(loss, K, n, d, lambda_W, lambda_H, lambda_b, params)
-    xt = torch.as_tensor(x, dtype=torch.float64)[None]
-    eig = hessian_eigenvalues(loss, x, **kw)
-    scale = max(abs(eig).max(), 1e-300)
-    return CriticalPoint(
-        objective=float(prob.value(xt)[0]),
-        gradient_norm=gradient_norm(loss, x, **kw),
-        min_eigenvalue=float(eig[0]),
-        max_eigenvalue=float(eig[-1]),
-        negative=int((eig < -null_tol * scale).sum()),
-        near_zero=int((abs(eig) <= null_tol * scale).sum()),
-        dimension=len(eig),
-    )
+def dead_classes(problem: UFMProblem, x, tol: float = 1e-3) -> int:
+    """Classes whose classifier row has collapsed to zero: ``||w_k|| <= tol max_j ||w_j||``."""
+    W, _, _ = ufm.split_point(problem, x)
+    norms = np.linalg.norm(W, axis=1)
+    return int((norms <= tol * max(norms.max(), 1e-300)).sum())
 
 
-def optimum_point(loss, *, K, n, d, lambda_W, lambda_H, lambda_b=0.0, seed=0, **params) -> np.ndarray:
-    sol = solve(loss, K=K, n=n, d=d, lambda_W=lambda_W, lambda_H=lambda_H, lambda_b=lambda_b, seed=seed, **params)
-    return flat_point(sol.W, sol.H, sol.b)
+def analyse_point(loss: str, problem: UFMProblem, x, *, null_tol: float = 1e-8, hessian: bool = True,
+                  **params) -> CriticalPoint:
+    """Objective, gradient norm, dead classes and the Hessian's summary at ``x``: its smallest
+    and largest eigenvalue, and how many are negative or near zero (relative to the largest)."""
+    f, g = ufm.objective_and_gradient(loss, problem, x, **params)
+    out = CriticalPoint(objective=f, gradient_norm=float(np.linalg.norm(g)), dead=dead_classes(problem, x),
+                        dimension=len(g))
+    if hessian:
+        eig = hessian_eigenvalues(loss, problem, x, **params)
+        scale = max(abs(eig).max(), 1e-300)
+        out.update(min_eigenvalue=float(eig[0]), max_eigenvalue=float(eig[-1]),
+                   negative=int((eig < -null_tol * scale).sum()), near_zero=int((abs(eig) <= null_tol * scale).sum()))
+    return out
 
 
-__all__ += ["analyse_point", "optimum_point"]
+def survey_random_starts(loss: str, problem: UFMProblem, *, seeds, init_scale: float = 1.0,
+                         hessian_for: int = 0, **params) -> list[dict]:
+    """Solve from many random starts (batched L-BFGS) and describe where each one ends.
+
+    Each entry: ``seed``, ``objective``, ``gap`` (relative to the closed-form optimum),
+    ``converged``, ``dead`` classes, ``min_margin``, ``nc1``, ``nc2``, and for the first
+    ``hessian_for`` starts that did not reach the global minimum (gap > 1e-7) also the
+    Hessian summary of :func:`analyse_point`.
+    """
+    best = theory.global_minimizer(loss, problem, **params)["objective"]
+    sols = ufm.solve_batch(loss, problem, seeds=list(seeds), init_scale=init_scale, **params)
+    out, analysed = [], 0
+    for seed, sol in zip(seeds, sols):
+        nc = sol.metrics()
+        row = {"seed": int(seed), "objective": sol.objective, "gap": (sol.objective - best) / abs(best),
+               "converged": sol.converged, "dead": dead_classes(problem, sol.point()),
+               "min_margin": float(sol.margins().min()), "nc1": nc["nc1"], "nc2": nc["nc2"]}
+        if row["gap"] > 1e-7 and analysed < hessian_for:
+            row.update({k: v for k, v in analyse_point(loss, problem, sol.point(), **params).items()
+                        if k in ("min_eigenvalue", "negative", "near_zero", "gradient_norm")})
+            analysed += 1
+        out.append(row)
+    return out
+
+
+def critical_points_by_gradient_norm(loss: str, problem: UFMProblem, *, seeds, init_scale: float = 2.0,
+                                     max_iter: int = 500, tol: float = 1e-8, **params) -> list[np.ndarray]:
+    """Critical points found without knowing where to look: from each random start, minimise
+    ``||grad f(x)||^2`` (L-BFGS with Hessian-vector products), polish with Newton steps on
+    ``grad f = 0``, and keep the ends whose gradient norm is below ``tol``. Any critical point
+    (minimum, saddle or maximum) attracts this search; it is meant for small problems (it forms
+    Hessians)."""
+    f = ufm.ufm_objective_function(loss, problem, **params)
+    found = []
+    for seed in seeds:
+        x = torch.from_numpy(ufm.random_start(problem, seed, init_scale)).requires_grad_(True)
+        opt = torch.optim.LBFGS([x], lr=1, max_iter=max_iter, history_size=50, tolerance_grad=1e-20,
+                                tolerance_change=1e-30, line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            (grad,) = torch.autograd.grad(f(x), x, create_graph=True)
+            value = 0.5 * grad.pow(2).sum()
+            value.backward()
+            return value
+
+        for _ in range(3):
+            opt.step(closure)
+        point = _newton_polish(f, x.detach().clone())
+        if gradient_norm(loss, problem, point, **params) < tol:
+            found.append(point)
+    return found
+
+
+def _newton_polish(f, x: torch.Tensor, steps: int = 20) -> np.ndarray:
+    """Newton steps on grad f = 0 with a least-squares solve (the Hessian is singular along
+    symmetries): converges quadratically to the nearby critical point, whatever its type."""
+    for _ in range(steps):
+        xr = x.clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(f(xr), xr)
+        if float(grad.norm()) < 1e-13:
+            break
+        hess = torch.autograd.functional.hessian(f, x, vectorize=True)
+        step = torch.linalg.lstsq(0.5 * (hess + hess.T), grad[:, None], rcond=1e-10).solution[:, 0]
+        x = x - step
+    return x.numpy().copy()
+
+
+def perturbation_returns(loss: str, problem: UFMProblem, x, *, sizes=(0.01, 0.1, 0.5, 1.0), count: int = 10,
+                         seed: int = 0, **params) -> list[dict]:
+    """Perturb ``x`` by random vectors of relative size ``||delta|| / ||x||`` and solve again.
+
+    Returns one row per size: the lowest and highest objective reached, and how many runs end
+    below ``f(x)`` by more than 1e-9 relative (``escaped``): at a local minimum small
+    perturbations all return, at a saddle some escape downhill.
+    """
+    rng = np.random.default_rng(seed)
+    f0 = ufm.objective(loss, problem, x, **params)
+    scale = np.linalg.norm(x)
+    rows = []
+    for size in sizes:
+        inits = []
+        for _ in range(count):
+            v = rng.normal(size=x.shape)
+            inits.append(x + size * max(scale, 1e-12) * v / np.linalg.norm(v))
+        sols = ufm.solve_batch(loss, problem, init=np.stack(inits), seeds=list(range(count)), **params)
+        values = np.array([s.objective for s in sols])
+        rows.append({"size": size, "runs": count, "lowest": float(values.min()), "highest": float(values.max()),
+                     "escaped": int((values < f0 - 1e-9 * abs(f0)).sum())})
+    return rows

@@ -37,6 +37,8 @@ __all__ = [
     "gram_cka",
     "linear_probe_accuracy",
     "nearest_class_mean_accuracy",
+    "textbook_nc_metrics",
+    "simplex_etf",
 ]
 
 _CHUNK = 8192
@@ -368,3 +370,49 @@ def nearest_class_mean_accuracy(train_H, train_labels, test_H, test_labels) -> f
     y = _as_tensor(test_labels, "test_labels").long().to(H.device)
     d2 = (X * X).sum(1, keepdim=True) - 2 * X @ means.T + (means * means).sum(1)[None]
     return float((d2.argmin(1) == y).double().mean())
+
+
+def simplex_etf(K: int, d: int | None = None) -> np.ndarray:
+    """A simplex equiangular tight frame: K unit vectors in R^d (d >= K-1, default K) with pairwise
+    inner products -1/(K-1), as rows. Built from the centred identity, so for d >= K it is the
+    familiar ``sqrt(K/(K-1)) (I - 11^T/K)`` padded with zero columns; for d = K-1 it is expressed
+    in an orthonormal basis of the centred subspace."""
+    d = K if d is None else d
+    if K < 2 or d < K - 1:
+        raise ValueError(f"a simplex ETF of K={K} vectors needs K >= 2 and d >= K-1, got d={d}")
+    centred = np.sqrt(K / (K - 1)) * (np.eye(K) - 1.0 / K)
+    if d >= K:
+        return np.hstack([centred, np.zeros((K, d - K))])
+    # d = K-1: coordinates in an orthonormal basis of the subspace orthogonal to 1.
+    basis = np.linalg.svd(np.eye(K) - 1.0 / K)[0][:, :K - 1]
+    return centred @ basis
+
+
+def textbook_nc_metrics(H, labels, W, b=None, *, rcond: float = 1e-10) -> dict[str, float]:
+    """The reference computation of NC1-NC4, straight from the definitions: d x d covariance
+    matrices in float64 and a pseudo-inverse (``rcond`` relative cut-off). O(N d^2 + d^3): use it
+    to check :func:`nc_metrics`, not on large features. Same conventions as the module docstring."""
+    H = np.asarray(H, dtype=np.float64)
+    labels = np.asarray(labels)
+    W = np.asarray(W, dtype=np.float64)
+    K = W.shape[0]
+    mu_G = H.mean(0)
+    means = np.stack([H[labels == k].mean(0) for k in range(K)])
+    centred = H - means[labels]
+    Sw = centred.T @ centred / len(H)
+    M = means - mu_G
+    Sb = M.T @ M / K
+    nc1 = float(np.trace(Sw @ np.linalg.pinv(Sb, rcond=rcond, hermitian=True)) / K)
+    etf = (np.eye(K) - 1 / K) / np.sqrt(K - 1)
+    Wc = W - W.mean(0)
+
+    def dist(G):
+        return float(np.linalg.norm(G / np.linalg.norm(G) - etf))
+
+    out = {"nc1": nc1, "nc2": dist(Wc @ Wc.T), "nc3": dist(Wc @ M.T)}
+    logits = H @ W.T + (0.0 if b is None else np.asarray(b, dtype=np.float64))
+    nearest = ((H ** 2).sum(1)[:, None] - 2 * H @ means.T + (means ** 2).sum(1)[None]).argmin(1)
+    out["nc4"] = float(np.mean(logits.argmax(1) != nearest))
+    if b is not None:
+        out["bias_gap"] = float(np.linalg.norm(W @ mu_G + np.asarray(b, dtype=np.float64)))
+    return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from typing import Callable, Sequence
 
 import plotly.graph_objects as go
@@ -22,8 +23,33 @@ pio.templates.default = "plotly_white"
 __all__ = ["show", "slider_figure", "live_controls", "build_live_controls", "is_static_build", "PALETTE", "LOSS_COLORS", "LOSS_LABELS"]
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
-LOSS_COLORS = {"ce": "#1f77b4", "ls": "#d62728", "fl": "#2ca02c", "mse": "#9467bd"}
-LOSS_LABELS = {"ce": "CE", "ls": "LS", "fl": "FL", "mse": "MSE"}
+
+
+class _RegistryView(Mapping):
+    """A live read-only view of one attribute of every registered loss (so a loss registered
+    later is plotted with its own label and colour)."""
+
+    def __init__(self, attribute: str) -> None:
+        self._attribute = attribute
+
+    def __getitem__(self, name: str) -> str:
+        from .losses import LOSSES
+
+        return getattr(LOSSES[name], self._attribute)
+
+    def __iter__(self):
+        from .losses import LOSSES
+
+        return iter(LOSSES)
+
+    def __len__(self) -> int:
+        from .losses import LOSSES
+
+        return len(LOSSES)
+
+
+LOSS_COLORS: Mapping[str, str] = _RegistryView("color")
+LOSS_LABELS: Mapping[str, str] = _RegistryView("label")
 
 
 def is_static_build() -> bool:

@@ -45,6 +45,7 @@ from . import _io
 from ._cli import OneLineParser, run_guarded
 from ._io import REPO_ROOT
 from .data import DataSplits, load_dataset, make_splits
+from .losses import LOSSES, loss_spec
 from .train import (EXECUTION_SETTINGS, DeadlineReached, Throughput, TrainConfig, check_result, checkpoint_path,
                     differing_settings, measure_throughput, read_result, train)
 
@@ -181,9 +182,11 @@ def _token(key: str, value) -> str:
 def run_name(config: TrainConfig, varying: tuple[str, ...] = ()) -> str:
     """A readable file name: architecture, width, epochs, loss (with its hyperparameter) and
     seed, then a token for every other setting named in ``varying``."""
-    hyper = {"ce": "", "ls": f"-a{config.alpha:g}", "fl": f"-g{config.gamma:g}", "mse": f"-M{config.mse_scale:g}"}
-    stem = f"{config.arch}-w{config.width:g}-e{config.epochs}-{config.loss}{hyper.get(config.loss, '')}-s{config.seed}"
-    named = {"arch", "width", "epochs", "loss", "alpha", "gamma", "mse_scale", "seed"}
+    spec = loss_spec(config.loss)
+    params = config.loss_params()
+    hyper = f"-{spec.token}{params[spec.param]:g}" if params else ""
+    stem = f"{config.arch}-w{config.width:g}-e{config.epochs}-{config.loss}{hyper}-s{config.seed}"
+    named = {"arch", "width", "epochs", "loss", "seed"} | {s.config_field for s in LOSSES.values() if s.config_field}
     extra = [_token(k, getattr(config, k)) for k in sorted(varying) if k not in named]
     return "-".join([stem, *extra])
 

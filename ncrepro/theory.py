@@ -29,75 +29,42 @@ import math
 import numpy as np
 from scipy import optimize
 
-from .losses import check_loss_name
-from .losses._validation import check_alpha, check_gamma, check_scale
+from .losses import loss_spec
+from .problem import UFMProblem
 
-__all__ = ["global_minimizer", "per_sample_loss_at_margin", "ufm_scale_constants"]
-
-
-def _check_problem(K: int, n: int, lambda_W: float, lambda_H: float, lambda_b: float) -> None:
-    if int(K) != K or K < 2:
-        raise ValueError(f"K must be an integer >= 2, got {K}")
-    if int(n) != n or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n}")
-    for name, value in (("lambda_W", lambda_W), ("lambda_H", lambda_H)):
-        if not (value > 0 and math.isfinite(value)):
-            raise ValueError(f"{name} must be a finite number > 0, got {value}")
-    if not (lambda_b >= 0 and math.isfinite(lambda_b)):
-        raise ValueError(f"lambda_b must be a finite number >= 0, got {lambda_b}")
+__all__ = ["global_minimizer", "per_sample_loss_at_margin", "ufm_scale_constants", "focal_convexity_limit",
+           "origin_threshold", "UFMProblem"]
 
 
-def ufm_scale_constants(K: int, n: int, lambda_W: float, lambda_H: float) -> tuple[float, float]:
-    """``(c, c0)``: the feature/classifier ratio ``h = c w`` and the margin price ``c0``."""
-    # Products of square roots: n lambda_W lambda_H itself underflows for decays near 1e-300.
-    c = math.sqrt(lambda_W) / (math.sqrt(n) * math.sqrt(lambda_H))
-    c0 = (K - 1) * math.sqrt(n) * math.sqrt(lambda_W) * math.sqrt(lambda_H)
+def ufm_scale_constants(problem: UFMProblem) -> tuple[float, float]:
+    """``(c, c0)``: the feature/classifier ratio ``h = c w`` and the margin price ``c0``.
+
+    Raises:
+        ValueError: when either is not a representable float64 number (decays so small or so
+            unequal that the optimum's scale under- or overflows).
+    """
+    c, c0 = problem.c, problem.c0
     if c0 == 0.0 or not math.isfinite(c) or c == 0.0:
-        raise ValueError(f"weight decays lambda_W={lambda_W:g}, lambda_H={lambda_H:g} are too small or too "
-                         f"unequal for float64: the optimum's scale is not representable")
+        raise ValueError(f"weight decays lambda_W={problem.lambda_W:g}, lambda_H={problem.lambda_H:g} are too small "
+                         f"or too unequal for float64: the optimum's scale is not representable")
     return c, c0
-
-
-def _log1p_s(m: np.ndarray, K: int) -> np.ndarray:
-    """``log(1 + (K-1) e^-m)`` without overflow or loss of digits."""
-    return np.logaddexp(0.0, math.log(K - 1) - m)
 
 
 def per_sample_loss_at_margin(loss: str, m, *, K: int, **params):
     """``ell(m)``: the loss of one sample whose K-1 wrong logits all sit ``m`` below the true one.
 
-    For MSE the logits are the optimal ETF logits with the optimal bias ``M/K`` (``lambda_b = 0``),
-    and ``m`` is the gap between true and wrong logits.
+    For MSE the logits are the optimal ETF logits with the optimal free bias ``M/K``
+    (``lambda_b = 0``), and ``m`` is the gap between true and wrong logits.
     """
-    check_loss_name(loss)
-    m = np.asarray(m, dtype=np.float64)
-    if loss == "mse":
-        M = check_scale(params.get("scale", 15.0))
-        return (K - 1) / (2.0 * K) * (M - m) ** 2
-    nll = _log1p_s(m, K)                            # -log p_y
-    if loss == "ce":
-        return nll
-    if loss == "ls":
-        alpha = check_alpha(params.get("alpha", 0.1))
-        return nll + alpha * (K - 1) * m / K
-    gamma = check_gamma(params.get("gamma", 3.0))
-    log_q = (math.log(K - 1) - m) - nll             # log(1 - p_y) = log(s / (1 + s))
-    return np.exp(gamma * log_q) * nll
+    spec = loss_spec(loss)
+    return spec.at_margin(np.asarray(m, dtype=np.float64), K, spec.value(params))
 
 
-def _loss_params(loss: str, params: dict) -> dict:
-    allowed = {"ce": set(), "ls": {"alpha"}, "fl": {"gamma"}, "mse": {"scale"}}[loss]
-    unknown = set(params) - allowed
-    if unknown:
-        raise ValueError(f"loss {loss!r} takes {sorted(allowed) or 'no hyperparameters'}, got {sorted(unknown)}")
-    defaults = {"ls": {"alpha": 0.1}, "fl": {"gamma": 3.0}, "mse": {"scale": 15.0}}.get(loss, {})
-    return {**defaults, **params}
-
-
-def _focal_margin(K: int, gamma: float, c0: float) -> float:
-    """Global minimiser over m >= 0 of ``ell_FL(m) + c0 m`` (ell_FL is not convex)."""
+def _global_margin(at_margin, K: int, value, c0: float) -> float:
+    """Global minimiser over m >= 0 of ``ell(m) + c0 m`` for an ``ell`` that need not be convex
+    (focal loss, or a registered loss without a closed form)."""
     def g(m):
-        return per_sample_loss_at_margin("fl", m, K=K, gamma=gamma) + c0 * m
+        return at_margin(m, K, value) + c0 * m
 
     g0 = float(g(0.0))
     # ell >= 0, so g(m) >= c0 m and any minimiser has m <= g(0)/c0; beyond ~750 s = (K-1)e^-m
@@ -138,6 +105,59 @@ def _polish_stationary(g, m: float) -> float:
     return m
 
 
+def focal_convexity_limit(gamma: float) -> tuple[float, int]:
+    """``(q*, K_max)``: the focal per-sample loss ``ell(m)`` is convex on m >= 0 exactly for
+    ``K <= K_max``.
+
+    With ``q = 1 - p_y`` and ``L = -log(1 - q)``, the second derivative is
+    ``ell''(m) = (1 - q) q^gamma [gamma (gamma (1 - q) - q) L + (2 gamma + 1) q]``, and m >= 0
+    covers ``q`` in (0, (K-1)/K]. The bracket is positive for small q and first vanishes at
+    ``q*``, so ell is convex iff ``(K-1)/K <= q*``, i.e. ``K <= 1 / (1 - q*)``. At gamma = 0
+    (cross entropy) ell is convex for every K and ``(1.0, sys.maxsize)`` is returned.
+    """
+    import sys
+
+    from .losses._validation import check_gamma
+
+    gamma = check_gamma(gamma)
+    if gamma == 0.0:
+        return 1.0, sys.maxsize
+
+    def bracket(q):
+        return gamma * (gamma * (1 - q) - q) * (-math.log1p(-q)) + (2 * gamma + 1) * q
+
+    # Positive on (0, gamma/(gamma+1)]; it tends to -inf as q -> 1, so it changes sign once more.
+    lo, hi = gamma / (gamma + 1), 1.0 - 1e-16
+    grid = np.linspace(lo, hi, 20001)
+    values = np.array([bracket(q) for q in grid])
+    first = int(np.argmax(values < 0))
+    q_star = optimize.brentq(bracket, grid[first - 1], grid[first], xtol=1e-15, rtol=1e-15)
+    return q_star, int(math.floor(1.0 / (1.0 - q_star) + 1e-9))
+
+
+def origin_threshold(loss: str, K: int, **params) -> float:
+    """``-ell'(0)``: the origin ``W = H = 0`` is a strict local minimiser (its Hessian is positive
+    on every direction but the symmetries) exactly when ``c0 > -ell'(0)``, i.e. when
+    ``g'(0) = ell'(0) + c0 > 0``. For CE this is ``(K-1)/K``.
+
+    Why: at the origin the Hessian couples W and H only through the logit gradient
+    ``G = dL/dz`` at z = 0, whose singular values are ``-ell'(0) / ((K-1) sqrt(n))`` per unit;
+    the block ``[[lambda_W I, G], [G^T, lambda_H I]]`` is positive definite iff
+    ``sigma_max(G)^2 < lambda_W lambda_H``, which is ``-ell'(0) < c0``.
+    """
+    spec = loss_spec(loss)
+    if spec.kind != "ce-family":
+        raise ValueError(f"the origin threshold is defined for the CE family, not {loss!r}")
+    value = spec.value(params)
+    import torch
+
+    # ell(m) is the per-sample loss at logits (m, 0, ..., 0) with target 0: its derivative at
+    # m = 0 is the true-class entry of the gradient at zero logits (exact, by autograd).
+    z = torch.zeros(1, K, dtype=torch.float64, requires_grad=True)
+    spec.per_sample(z, torch.zeros(1, dtype=torch.long), value).sum().backward()
+    return float(-z.grad[0, 0])
+
+
 def _mse_common_part(K: int, M: float, rho: float, lambda_b: float, d: int | None) -> tuple[float, float]:
     """``(gamma, delta)``: the optimal bias entry and the common logit offset carried by the
     features for MSE. See :func:`global_minimizer`."""
@@ -152,18 +172,15 @@ def _mse_common_part(K: int, M: float, rho: float, lambda_b: float, d: int | Non
     return rho / lambda_b, M - K * rho - K * rho / lambda_b
 
 
-def global_minimizer(loss: str, *, K: int, n: int, lambda_W: float, lambda_H: float,
-                     lambda_b: float = 0.0, d: int | None = None, **params) -> dict:
-    """The UFM's global minimum for ``loss`` in closed form (or, for focal loss, by global 1-D search).
+def global_minimizer(loss: str, problem: UFMProblem, **params) -> dict:
+    """The UFM's global minimum for ``loss`` in closed form (or, without one, by global 1-D search).
 
     Args:
-        loss: ``"ce"``, ``"ls"`` (``alpha``), ``"fl"`` (``gamma``) or ``"mse"`` (``scale``),
-            with the hyperparameter conventions of :mod:`ncrepro.losses` (MSE is per sample
-            ``1/2 ||z - M e_y||^2``).
-        K, n: classes and samples per class.
-        lambda_W, lambda_H, lambda_b: the weight decays of W, H and b.
-        d: the feature dimension, needed only to refuse the one case whose optimum does not fit
-            in ``d = K - 1`` dimensions (MSE with a strongly penalised bias, below).
+        loss: a registered loss: ``"ce"``, ``"ls"`` (``alpha``), ``"fl"`` (``gamma``),
+            ``"mse"`` (``scale``), with the conventions of :mod:`ncrepro.losses` (MSE is per
+            sample ``1/2 ||z - M e_y||^2``).
+        problem: K, n and the weight decays; ``d`` is needed only to refuse the one case whose
+            optimum does not fit in ``d = K - 1`` dimensions (MSE with a strongly penalised bias).
 
     Returns:
         ``margin`` (every sample's logit margin ``m*``), ``w_norm_sq`` (``||w_k||^2``),
@@ -182,30 +199,31 @@ def global_minimizer(loss: str, *, K: int, n: int, lambda_W: float, lambda_H: fl
     logit is cheaper through the features: ``gamma = rho / lambda_b`` and
     ``delta = M - K rho (1 + 1/lambda_b) > 0``, so the features acquire a non-zero global mean
     along a direction that every classifier row reads alike. That needs rank K, i.e. ``d >= K``.
+
+    Example:
+        >>> opt = global_minimizer("ls", UFMProblem(K=10, n=100, lambda_W=5e-4, lambda_H=5e-4), alpha=0.1)
+        >>> round(opt["margin"], 4)
+        4.1263
     """
-    check_loss_name(loss)
-    _check_problem(K, n, lambda_W, lambda_H, lambda_b)
-    if d is not None and (int(d) != d or d < K - 1):
-        raise ValueError(f"d must be an integer >= K-1 = {K - 1}, got {d}")
-    params = _loss_params(loss, params)
-    c, c0 = ufm_scale_constants(K, n, lambda_W, lambda_H)
+    spec = loss_spec(loss)
+    value = spec.value(params)
+    K, d, lambda_b = problem.K, problem.d, problem.lambda_b
+    c, c0 = ufm_scale_constants(problem)
     bias = None if lambda_b == 0 else 0.0
     delta = 0.0                                     # common logit offset carried by the features
     extra = 0.0                                     # objective beyond ell(m) + c0 m
-    if loss == "ce" or loss == "ls":
-        alpha = check_alpha(params.get("alpha", 0.0))
-        slope = c0 + alpha * (K - 1) / K            # -ell_CE'(m*) must equal this
-        m = math.log((K - 1) * (1 - slope) / slope) if slope < (K - 1) / K else 0.0
-    elif loss == "fl":
-        m = _focal_margin(K, check_gamma(params["gamma"]), c0)
-    else:
-        M = check_scale(params["scale"])
+    if spec.kind == "mse":
+        M = value
         rho = c0 / (K - 1)
         m = max(M - K * rho, 0.0)
         bias, delta = _mse_common_part(K, M, rho, lambda_b, d)
         # ell(m) is the loss with the free bias M/K; the common part replaces that zero.
         extra = (delta + K * bias - M) ** 2 / (2 * K) + rho * delta + 0.5 * lambda_b * K * bias ** 2
-    ell = float(per_sample_loss_at_margin(loss, m, K=K, **params))
+    elif spec.optimal_margin is not None:
+        m = spec.optimal_margin(K, c0, value)
+    else:
+        m = _global_margin(spec.at_margin, K, value, c0)
+    ell = float(spec.at_margin(np.array(m), K, value))
     spread = m * (K - 1) / K + delta / K           # the diagonal of |Z| = m (I - 11^T/K) + delta 11^T/K
     return {
         "margin": m,

@@ -33,8 +33,7 @@ import torch
 from . import _io
 from ._cli import OneLineParser, run_guarded
 from .data import DataSplits, augment_batch, load_dataset, make_splits, normalize_batch
-from .losses import check_loss_name, get_loss
-from .losses._validation import check_alpha, check_gamma, check_scale
+from .losses import LOSSES, get_loss, loss_spec
 from .metrics import (class_geometry, expected_calibration_error, linear_probe_accuracy, logit_margins,
                       nc_metrics, nearest_class_mean_accuracy)
 from .models import ARCHITECTURES, build_model
@@ -101,10 +100,11 @@ class TrainConfig:
     download: bool = _setting(False, "let torchvision download CIFAR (needs internet)")
 
     def validate(self) -> "TrainConfig":
-        check_loss_name(self.loss)
-        check_alpha(self.alpha)
-        check_gamma(self.gamma)
-        check_scale(self.mse_scale)
+        spec = loss_spec(self.loss)
+        spec.value(self.loss_params())          # the loss's own hyperparameter, in range
+        for other in LOSSES.values():            # the others' fields must be valid values too
+            if other.config_field and other.check and getattr(self, other.config_field, None) is not None:
+                other.check(getattr(self, other.config_field))
         if self.loss_scale not in ("mean", "official"):
             raise ValueError(f"loss_scale must be 'mean' or 'official', got {self.loss_scale!r}")
         if self.arch not in ARCHITECTURES:
@@ -138,15 +138,19 @@ class TrainConfig:
         return self
 
     def loss_params(self) -> dict[str, float]:
-        return {"ce": {}, "ls": {"alpha": self.alpha}, "fl": {"gamma": self.gamma},
-                "mse": {"scale": self.mse_scale}}[self.loss]
+        """The loss's hyperparameter, read from the field the registry names (a registered loss
+        without a field here trains at its default)."""
+        spec = loss_spec(self.loss)
+        if spec.param is None or spec.config_field is None:
+            return {}
+        return {spec.param: getattr(self, spec.config_field)}
 
     def public(self) -> dict:
         """The config as stored: the loss's own hyperparameter only, to keep results unambiguous."""
         out = dataclasses.asdict(self)
-        for key, loss in (("alpha", "ls"), ("gamma", "fl"), ("mse_scale", "mse")):
-            if self.loss != loss:
-                out[key] = None
+        for spec in LOSSES.values():
+            if spec.config_field in out and spec.name != self.loss:
+                out[spec.config_field] = None
         return out
 
 

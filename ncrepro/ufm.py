@@ -20,18 +20,24 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .losses import check_loss_name
-from .losses._validation import check_alpha, check_gamma, check_scale
-from .losses.cross_entropy import log_true_class_probability
-from .losses.focal import log_one_minus_true_class_probability
+from .losses import loss_spec
 from .metrics import nc_metrics
-from .theory import _check_problem as _check_sizes_and_decays
+from .problem import UFMProblem
 
-__all__ = ["UFMSolution", "solve", "gradient_descent", "ufm_objective", "ufm_labels"]
-
-_PARAM = {"ce": None, "ls": "alpha", "fl": "gamma", "mse": "scale"}
-_CHECK = {"alpha": check_alpha, "gamma": check_gamma, "scale": check_scale}
-_DEFAULT = {"alpha": 0.1, "gamma": 3.0, "scale": 15.0}
+__all__ = [
+    "UFMProblem",
+    "UFMSolution",
+    "solve",
+    "solve_batch",
+    "gradient_descent",
+    "objective",
+    "objective_and_gradient",
+    "random_start",
+    "flat_point",
+    "split_point",
+    "ufm_objective",
+    "ufm_labels",
+]
 
 
 @dataclass
@@ -56,29 +62,30 @@ class UFMSolution:
         """Per-sample margin ``z_y - max_{j != y} z_j``."""
         return _margins(self.W[None], self.H[None], self.b[None], torch.from_numpy(self.labels))[0].numpy()
 
+    def point(self) -> np.ndarray:
+        """``(W, H, b)`` as one flat vector (see :func:`flat_point`)."""
+        return flat_point(self.W, self.H, self.b)
+
 
 def ufm_labels(K: int, n: int) -> np.ndarray:
     """Class of each row of H: n samples of class 0, then n of class 1, ..."""
     return np.repeat(np.arange(K), n)
 
 
-def _check_problem(K, n, d, lambda_W, lambda_H, lambda_b):
-    _check_sizes_and_decays(K, n, lambda_W, lambda_H, lambda_b)
-    if int(d) != d or d < K - 1:
-        raise ValueError(f"d must be an integer >= K-1 = {K - 1} for a simplex ETF to fit, got {d}")
-
-
-def _hyper_values(loss: str, params: dict) -> tuple[str | None, list[float], bool]:
+def _hyper_values(loss: str, params: dict, allow_list: bool) -> tuple[str | None, list[float], bool]:
     """The loss's hyperparameter name, its values (one per problem) and whether a list was given."""
-    name = _PARAM[loss]
+    spec = loss_spec(loss)
+    name = spec.param
     unknown = set(params) - ({name} if name else set())
     if unknown:
         raise ValueError(f"loss {loss!r} takes {[name] if name else 'no hyperparameters'}, got {sorted(unknown)}")
     if name is None:
         return None, [0.0], False
-    value = params.get(name, _DEFAULT[name])
+    value = params.get(name, spec.default)
     is_list = isinstance(value, (list, tuple, np.ndarray))
-    values = [_CHECK[name](v) for v in (value if is_list else [value])]
+    if is_list and not allow_list:
+        raise ValueError(f"{name} is a list: solve one value with solve(), several with solve_batch()")
+    values = [spec.value({name: v}) for v in (value if is_list else [value])]
     if not values:
         raise ValueError(f"{name} list is empty")
     return name, values, is_list
@@ -86,22 +93,9 @@ def _hyper_values(loss: str, params: dict) -> tuple[str | None, list[float], boo
 
 def _batched_per_sample_loss(loss: str, Z: torch.Tensor, y: torch.Tensor, hyper: torch.Tensor) -> torch.Tensor:
     """Per-sample losses (B, N) of logits Z (B, N, K); ``hyper`` (B,) holds each problem's parameter."""
-    B, N, K = Z.shape
-    flat = Z.reshape(B * N, K)
-    yy = y.repeat(B)
-    if loss == "mse":
-        target = torch.nn.functional.one_hot(y, K).to(Z.dtype)[None] * hyper[:, None, None]
-        return 0.5 * (Z - target).pow(2).sum(-1)
-    nll = -log_true_class_probability(flat, yy).reshape(B, N)
-    if loss == "ce":
-        return nll
-    if loss == "ls":
-        uniform = (torch.logsumexp(Z, -1) - Z.mean(-1))
-        a = hyper[:, None]
-        return (1 - a) * nll + a * uniform
-    log_q = log_one_minus_true_class_probability(flat, yy).reshape(B, N)
-    weight = torch.where(hyper[:, None] == 0, torch.ones_like(log_q), torch.exp(hyper[:, None] * log_q))
-    return weight * nll
+    spec = loss_spec(loss)
+    value = None if spec.param is None else hyper[:, None].to(Z.dtype)
+    return spec.per_sample(Z, y, value)
 
 
 def ufm_objective(loss, W, H, b, labels, hyper, lambda_W, lambda_H, lambda_b) -> torch.Tensor:
@@ -120,25 +114,53 @@ def _margins(W, H, b, labels):
     return true - others.max(2).values
 
 
+def random_start(problem: UFMProblem, seed: int = 0, init_scale: float = 0.1) -> np.ndarray:
+    """The solvers' random starting point for ``seed``: i.i.d. normal entries times ``init_scale``,
+    as one flat vector (see :func:`flat_point`)."""
+    if not (init_scale > 0 and np.isfinite(init_scale)):
+        # W = H = 0 is a critical point of every loss here: a start there never leaves it.
+        raise ValueError(f"init_scale must be a finite number > 0, got {init_scale}")
+    d = problem.require_d()
+    size = problem.K * d + problem.N * d + problem.K
+    g = torch.Generator().manual_seed(int(seed))
+    return (torch.randn(size, generator=g, dtype=torch.float64) * init_scale).numpy()
+
+
+def flat_point(W, H, b) -> np.ndarray:
+    """(W, H, b) as one vector, in the order the solvers use."""
+    return np.concatenate([np.asarray(W, np.float64).ravel(), np.asarray(H, np.float64).ravel(),
+                           np.asarray(b, np.float64).ravel()])
+
+
+def split_point(problem: UFMProblem, x) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The inverse of :func:`flat_point`: ``(W (K, d), H (N, d), b (K,))``."""
+    d = problem.require_d()
+    x = np.asarray(x, dtype=np.float64)
+    sizes = (problem.K * d, problem.N * d, problem.K)
+    if x.shape != (sum(sizes),):
+        raise ValueError(f"a point of this problem has {sum(sizes)} entries, got shape {x.shape}")
+    W, H, b = np.split(x, np.cumsum(sizes)[:2])
+    return W.reshape(problem.K, d), H.reshape(problem.N, d), b
+
+
 class _Problem:
     """B stacked UFM problems flattened into x (B, P); ``rows`` selects a subset of them."""
 
-    def __init__(self, loss, K, n, d, lambda_W, lambda_H, lambda_b, hyper, seeds, init_scale, init=None):
-        self.loss, self.K, self.n, self.d = loss, K, n, d
-        self.N = K * n
-        self.lams = (lambda_W, lambda_H, lambda_b)
-        self.labels = torch.from_numpy(ufm_labels(K, n))
+    def __init__(self, loss, problem: UFMProblem, hyper, seeds, init_scale, init=None):
+        d = problem.require_d()
+        self.loss, self.K, self.n, self.d = loss, problem.K, problem.n, d
+        self.N = problem.N
+        self.lams = (problem.lambda_W, problem.lambda_H, problem.lambda_b)
+        self.labels = torch.from_numpy(ufm_labels(problem.K, problem.n))
         self.hyper = torch.tensor(hyper, dtype=torch.float64)
         self.B = len(hyper)
-        self.sizes = (K * d, self.N * d, K)
+        self.sizes = (self.K * d, self.N * d, self.K)
         if init is not None:
-            self.x0 = torch.as_tensor(init, dtype=torch.float64).reshape(self.B, -1).clone()
+            self.x0 = torch.as_tensor(np.asarray(init), dtype=torch.float64).reshape(self.B, -1).clone()
+            if self.x0.shape[1] != sum(self.sizes):
+                raise ValueError(f"init must hold {sum(self.sizes)} entries per problem, got {self.x0.shape[1]}")
         else:
-            parts = []
-            for s in seeds:
-                g = torch.Generator().manual_seed(int(s))
-                parts.append(torch.randn(sum(self.sizes), generator=g, dtype=torch.float64) * init_scale)
-            self.x0 = torch.stack(parts)
+            self.x0 = torch.stack([torch.from_numpy(random_start(problem, s, init_scale)) for s in seeds])
 
     def split(self, x):
         W, H, b = torch.split(x, self.sizes, dim=1)
@@ -316,69 +338,122 @@ def _solutions(problem, x, f, iterations, converged, traj, loss, name, values):
     return out
 
 
-def solve(loss: str, *, K: int, n: int, d: int, lambda_W: float, lambda_H: float, lambda_b: float = 0.0,
-          seed: int | list[int] = 0, max_iter: int = 20000, history: int = 10, gtol: float = 1e-11,
-          ftol: float = 1e-15, record_every: int = 0, init_scale: float = 0.1, init=None,
-          progress: bool = False, **params):
-    """Minimise the UFM objective from a random start (float64, batched L-BFGS).
+def _objective_problem(loss, problem, params, x0=None) -> _Problem:
+    name, values, _ = _hyper_values(loss, params, allow_list=False)
+    init = None if x0 is None else np.asarray(x0, dtype=np.float64)[None]
+    return _Problem(loss, problem, values if name else [0.0], [0], 0.1, init)
+
+
+def objective(loss: str, problem: UFMProblem, x, **params) -> float:
+    """The UFM objective at the flat point ``x`` (see :func:`flat_point`)."""
+    prob = _objective_problem(loss, problem, params)
+    return float(prob.value(torch.as_tensor(np.asarray(x), dtype=torch.float64)[None])[0])
+
+
+def objective_and_gradient(loss: str, problem: UFMProblem, x, **params) -> tuple[float, np.ndarray]:
+    """The UFM objective and its gradient at the flat point ``x``."""
+    prob = _objective_problem(loss, problem, params)
+    f, g = prob.value_and_grad(torch.as_tensor(np.asarray(x), dtype=torch.float64)[None])
+    return float(f[0]), g[0].numpy()
+
+
+def ufm_objective_function(loss: str, problem: UFMProblem, **params):
+    """``x -> f(x)`` as a torch function of a flat float64 tensor (differentiable twice), for
+    Hessians and gradient-norm searches."""
+    prob = _objective_problem(loss, problem, params)
+    return lambda x: prob.value(x[None])[0]
+
+
+def _run_lbfgs(loss, problem, hyper, seeds, init_scale, init, max_iter, history, gtol, ftol, record_every,
+               progress, name, values):
+    prob = _Problem(loss, problem, hyper, seeds, init_scale, init)
+    x, f, its, conv, traj = _lbfgs(prob, max_iter, history, gtol, ftol, record_every, progress)
+    return _solutions(prob, x, f, its, conv, traj, loss, name, values)
+
+
+def solve(loss: str, problem: UFMProblem, *, seed: int = 0, max_iter: int = 20000, history: int = 10,
+          gtol: float = 1e-11, ftol: float = 1e-15, record_every: int = 0, init_scale: float = 0.1, init=None,
+          progress: bool = False, **params) -> UFMSolution:
+    """Minimise the UFM objective from one random start (float64 L-BFGS); see :func:`solve_batch`.
 
     Args:
-        loss: ``"ce"``, ``"ls"`` (``alpha``), ``"fl"`` (``gamma``) or ``"mse"`` (``scale``).
-        K, n, d: classes, samples per class, feature dimension (``d >= K - 1``).
-        lambda_W, lambda_H, lambda_b: weight decays.
-        seed: random start; a list of seeds solves one problem per seed, batched.
+        loss: a registered loss: ``"ce"``, ``"ls"`` (``alpha``), ``"fl"`` (``gamma``), ``"mse"`` (``scale``).
+        problem: sizes (``d`` needed) and weight decays.
+        seed: the random start; ``init``: a flat starting point instead.
         record_every: record the objective, mean margin, norms and NC1-NC3 every this many
             iterations in ``trajectory`` (0: no trajectory).
-        init: a starting point instead of a random one (array of shape (B, K*d + N*d + K)).
-        **params: the loss's hyperparameter; a list solves all values together, batched.
+        **params: the loss's hyperparameter (one value).
 
     Returns:
-        A :class:`UFMSolution`, or a list of them when a hyperparameter or ``seed`` is a list.
+        One :class:`UFMSolution`.
+
+    Example:
+        >>> sol = solve("ce", UFMProblem(K=4, n=3, d=5, lambda_W=1e-2, lambda_H=1e-2))
+        >>> sol.converged, round(sol.metrics()["nc1"], 8)
+        (True, 0.0)
     """
-    check_loss_name(loss)
-    _check_problem(K, n, d, lambda_W, lambda_H, lambda_b)
-    if init is None and not (init_scale > 0 and np.isfinite(init_scale)):
-        # W = H = 0 is a critical point of every loss here: a start there never leaves it.
-        raise ValueError(f"init_scale must be a finite number > 0, got {init_scale}")
-    name, values, hyper_list = _hyper_values(loss, params)
-    seed_list = isinstance(seed, (list, tuple, np.ndarray))
-    seeds = list(seed) if seed_list else [seed]
-    if hyper_list and seed_list and len(values) != len(seeds):
+    name, values, _ = _hyper_values(loss, params, allow_list=False)
+    if init is not None:
+        init = np.asarray(init, dtype=np.float64)[None]
+    return _run_lbfgs(loss, problem, values if name else [0.0], [seed], init_scale, init, max_iter, history, gtol,
+                      ftol, record_every, progress, name, values)[0]
+
+
+def solve_batch(loss: str, problem: UFMProblem, *, seeds=(0,), max_iter: int = 20000, history: int = 10,
+                gtol: float = 1e-11, ftol: float = 1e-15, record_every: int = 0, init_scale: float = 0.1,
+                init=None, progress: bool = False, **params) -> list[UFMSolution]:
+    """Solve several UFM problems at once, batched: one per seed, or one per hyperparameter value
+    (``alpha=[0.0, 0.1, 0.2]``), or both paired (two lists of equal length).
+
+    All problems advance together in one computation, each with its own line search, curvature
+    history and stopping test; a problem leaves the batch when it converges. ``init`` (an array
+    of shape ``(B, P)``) gives the starting points instead of random ones.
+
+    Returns:
+        A list of :class:`UFMSolution`, one per problem.
+    """
+    name, values, _ = _hyper_values(loss, params, allow_list=True)
+    seeds = [int(s) for s in np.atleast_1d(seeds)]
+    if len(values) > 1 and len(seeds) > 1 and len(values) != len(seeds):
         raise ValueError("give either a list of hyperparameters or a list of seeds, or two lists of equal length")
-    B = max(len(values), len(seeds))
+    if init is not None:
+        init = np.asarray(init, dtype=np.float64)
+        B = init.shape[0]
+    else:
+        B = max(len(values), len(seeds))
     values = values * B if len(values) == 1 else values
     seeds = seeds * B if len(seeds) == 1 else seeds
+    if len(values) != B or len(seeds) != B:
+        raise ValueError(f"init holds {B} starting points, which does not match the seeds or hyperparameters")
     hyper = values if name else [0.0] * B
-    problem = _Problem(loss, K, n, d, lambda_W, lambda_H, lambda_b, hyper, seeds, init_scale, init)
-    x, f, its, conv, traj = _lbfgs(problem, max_iter, history, gtol, ftol, record_every, progress)
-    out = _solutions(problem, x, f, its, conv, traj, loss, name, values)
-    return out if (hyper_list or seed_list) else out[0]
+    return _run_lbfgs(loss, problem, hyper, seeds, init_scale, init, max_iter, history, gtol, ftol, record_every,
+                      progress, name, values)
 
 
-def gradient_descent(loss: str, *, K: int, n: int, d: int, lambda_W: float, lambda_H: float,
-                     lambda_b: float = 0.0, lr: float = 0.1, steps: int = 2000, seed: int = 0,
+def gradient_descent(loss: str, problem: UFMProblem, *, lr: float = 0.1, steps: int = 2000, seed: int = 0,
                      record_every: int = 20, init_scale: float = 0.1, progress: bool = False,
-                     snapshots: bool = False, **params):
+                     snapshots: bool = False, **params) -> list[UFMSolution]:
     """Full-batch gradient descent on the UFM with a fixed step, recording the trajectory.
 
-    Lists of hyperparameter values run together, batched, from the same random start. With
+    A list of hyperparameter values runs together, batched, from the same random start. With
     ``snapshots=True`` the trajectory also keeps ``W``, ``H`` and ``b`` at every recorded step
     (lists of arrays), for drawing the geometry as it forms.
-    Returns a :class:`UFMSolution` (``converged`` is False: plain GD does not test convergence)
-    or a list of them.
+
+    Returns:
+        A list of :class:`UFMSolution`, one per hyperparameter value (one for a single value);
+        ``converged`` is False, since plain GD does not test convergence.
+
+    Raises:
+        ValueError: a non-finite or non-positive step, or a run that diverges.
     """
-    check_loss_name(loss)
-    _check_problem(K, n, d, lambda_W, lambda_H, lambda_b)
     if not (lr > 0 and np.isfinite(lr)) or int(steps) != steps or steps < 1:
         raise ValueError(f"need a finite lr > 0 and a positive integer number of steps, got lr={lr}, steps={steps}")
-    if not (init_scale > 0 and np.isfinite(init_scale)):
-        raise ValueError(f"init_scale must be a finite number > 0, got {init_scale}")
-    name, values, hyper_list = _hyper_values(loss, params)
+    name, values, _ = _hyper_values(loss, params, allow_list=True)
     hyper = values if name else [0.0]
-    problem = _Problem(loss, K, n, d, lambda_W, lambda_H, lambda_b, hyper, [seed] * len(hyper), init_scale)
-    x = problem.x0.clone()
-    traj = _new_trajectory(problem.B)
-    which = range(problem.B)
+    problem_ = _Problem(loss, problem, hyper, [seed] * len(hyper), init_scale)
+    x = problem_.x0.clone()
+    traj = _new_trajectory(problem_.B)
+    which = range(problem_.B)
     iterator = range(1, steps + 1)
     if progress:
         from tqdm.auto import tqdm
@@ -386,25 +461,25 @@ def gradient_descent(loss: str, *, K: int, n: int, d: int, lambda_W: float, lamb
     kept = []
 
     def record(it):
-        _record(problem, x, it, traj, which)
+        _record(problem_, x, it, traj, which)
         if snapshots:
-            kept.append([t.numpy().copy() for t in problem.split(x)])
+            kept.append([t.numpy().copy() for t in problem_.split(x)])
 
     if record_every:
         record(0)
     for it in iterator:
-        _, g = problem.value_and_grad(x)
+        _, g = problem_.value_and_grad(x)
         x = x - lr * g
         if not bool(torch.isfinite(x).all()):
             raise ValueError(f"gradient descent diverged by step {it} (lr={lr}); use a smaller lr")
         if record_every and (it % record_every == 0 or it == steps):
             record(it)
-    f = problem.value(x).detach()
+    f = problem_.value(x).detach()
     if not bool(torch.isfinite(f).all()):
         raise ValueError(f"gradient descent diverged (lr={lr}); use a smaller lr")
-    out = _solutions(problem, x, f, torch.full((problem.B,), steps), torch.zeros(problem.B, dtype=torch.bool),
+    out = _solutions(problem_, x, f, torch.full((problem_.B,), steps), torch.zeros(problem_.B, dtype=torch.bool),
                      traj, loss, name, values if name else [0.0])
     for i, sol in enumerate(out):
         if snapshots:
             sol.trajectory["snapshots"] = [{"W": W[i], "H": H[i], "b": b[i]} for W, H, b in kept]
-    return out if hyper_list else out[0]
+    return out

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from _tiny_data import make_image_folder
-from ncrepro import _io, theory, ufm
+from ncrepro import UFMProblem, _io, theory, ufm
 from ncrepro import train as train_mod
 from ncrepro.train import TrainConfig, checkpoint_path, main, train
 
@@ -241,27 +241,30 @@ sys.exit(main({args(tree, out)!r}))
 # Library edges
 
 
+SMALL = UFMProblem(K=3, n=2, d=3, lambda_W=1e-2, lambda_H=1e-2)
+
+
 def test_ufm_refuses_a_start_at_the_origin():
     with pytest.raises(ValueError, match="init_scale must be a finite number > 0"):
-        ufm.solve("ce", K=3, n=2, d=3, lambda_W=1e-2, lambda_H=1e-2, init_scale=0)
+        ufm.solve("ce", SMALL, init_scale=0)
 
 
 def test_gradient_descent_refuses_infinite_steps_and_reports_divergence():
     with pytest.raises(ValueError, match="finite lr"):
-        ufm.gradient_descent("ce", K=3, n=2, d=3, lambda_W=1e-2, lambda_H=1e-2, lr=float("inf"))
+        ufm.gradient_descent("ce", SMALL, lr=float("inf"))
     with pytest.raises(ValueError, match="diverged"):
-        ufm.gradient_descent("mse", K=3, n=2, d=3, lambda_W=1e-2, lambda_H=1e-2, lr=50.0, steps=200)
+        ufm.gradient_descent("mse", SMALL, lr=50.0, steps=200)
 
 
 def test_tiny_weight_decays_give_the_right_optimum():
     # c0 = 9 * sqrt(5) * 1e-300: the CE margin is log((K-1)(1 - c0)/c0), about 690.
-    opt = theory.global_minimizer("ce", K=10, n=5, lambda_W=1e-300, lambda_H=1e-300)
+    opt = theory.global_minimizer("ce", UFMProblem(K=10, n=5, lambda_W=1e-300, lambda_H=1e-300))
     c0 = 9 * 5 ** 0.5 * 1e-300
     assert opt["c0"] == pytest.approx(c0, rel=1e-14)
     assert opt["margin"] == pytest.approx(float(__import__("math").log(9 * (1 - c0) / c0)), rel=1e-14)
     # Subnormal decays still give the optimum (to the precision subnormals carry).
-    tiny = theory.global_minimizer("ce", K=10, n=5, lambda_W=1e-320, lambda_H=1e-320)
+    tiny = theory.global_minimizer("ce", UFMProblem(K=10, n=5, lambda_W=1e-320, lambda_H=1e-320))
     assert tiny["margin"] == pytest.approx(__import__("math").log(9 / (9 * 5 ** 0.5 * 1e-320)), rel=1e-6)
     # A ratio c = sqrt(lambda_W / (n lambda_H)) beyond float64 is refused.
     with pytest.raises(ValueError, match="not representable"):
-        theory.global_minimizer("ce", K=10, n=5, lambda_W=1e300, lambda_H=5e-324)
+        theory.global_minimizer("ce", UFMProblem(K=10, n=5, lambda_W=1e300, lambda_H=5e-324))

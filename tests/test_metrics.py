@@ -2,30 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from ncrepro.metrics import NCMetricsAccumulator, nc_metrics, simplex_etf_distance
+from ncrepro.metrics import NCMetricsAccumulator, nc_metrics, simplex_etf_distance, textbook_nc_metrics
 
 
 def textbook_nc(H, labels, W, b):
-    """The straightforward computation: d x d covariances and a pseudo-inverse (float64)."""
-    H, W = H.astype(np.float64), W.astype(np.float64)
-    K = W.shape[0]
-    mu_G = H.mean(0)
-    means = np.stack([H[labels == k].mean(0) for k in range(K)])
-    centred = H - means[labels]
-    Sw = centred.T @ centred / len(H)
-    M = (means - mu_G).T
-    Sb = M @ M.T / K
-    nc1 = np.trace(Sw @ np.linalg.pinv(Sb, rcond=1e-10, hermitian=True)) / K
-    etf = (np.eye(K) - 1 / K) / np.sqrt(K - 1)
-    Wc = W - W.mean(0)
-
-    def dist(G):
-        return np.linalg.norm(G / np.linalg.norm(G) - etf)
-
-    logits = H @ W.T + b
-    nearest = ((H[:, None, :] - means[None]) ** 2).sum(-1).argmin(1)
-    return {"nc1": nc1, "nc2": dist(Wc @ Wc.T), "nc3": dist(Wc @ M), "nc4": np.mean(logits.argmax(1) != nearest),
-            "bias_gap": np.linalg.norm(W @ mu_G + b)}
+    """The straightforward computation: d x d covariances, pseudo-inverse, float64."""
+    return textbook_nc_metrics(H, labels, W, b)
 
 
 def random_problem(rng, N=300, d=20, K=5, spread=1.0):

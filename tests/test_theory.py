@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from ncrepro import theory, ufm
+from ncrepro.problem import UFMProblem
 
 
 def brute_force_margin(loss, K, c0, **params):
@@ -20,7 +21,7 @@ def brute_force_margin(loss, K, c0, **params):
                                           ("fl", {"gamma": 0.3}), ("fl", {"gamma": 2.5}), ("fl", {"gamma": 4.5})])
 @pytest.mark.parametrize("K, n, lam", [(3, 7, 2e-3), (10, 50, 4e-4), (25, 3, 1e-2), (7, 11, 5e-2)])
 def test_closed_forms_match_a_brute_force_search(loss, params, K, n, lam):
-    th = theory.global_minimizer(loss, K=K, n=n, lambda_W=lam, lambda_H=2 * lam, **params)
+    th = theory.global_minimizer(loss, UFMProblem(K=K, n=n, lambda_W=lam, lambda_H=2 * lam), **params)
     m_bf, g_bf = brute_force_margin(loss, K, th["c0"], **params)
     assert th["objective"] <= g_bf + 1e-12
     assert th["objective"] == pytest.approx(g_bf, rel=1e-9)
@@ -28,7 +29,7 @@ def test_closed_forms_match_a_brute_force_search(loss, params, K, n, lam):
 
 
 def test_scale_relations():
-    th = theory.global_minimizer("ls", K=6, n=9, lambda_W=3e-3, lambda_H=1e-3, alpha=0.2)
+    th = theory.global_minimizer("ls", UFMProblem(K=6, n=9, lambda_W=3e-3, lambda_H=1e-3), alpha=0.2)
     c = math.sqrt(3e-3 / (9 * 1e-3))
     assert th["c"] == pytest.approx(c)
     assert th["margin"] == pytest.approx(c * th["w_norm_sq"] * 6 / 5)
@@ -38,15 +39,15 @@ def test_scale_relations():
 def test_ce_collapses_at_c0_between_threshold_and_one():
     K, n = 10, 4
     lam = 0.95 / ((K - 1) * math.sqrt(n))      # c0 = 0.95 in ((K-1)/K, 1)
-    th = theory.global_minimizer("ce", K=K, n=n, lambda_W=lam, lambda_H=lam)
+    th = theory.global_minimizer("ce", UFMProblem(K=K, n=n, lambda_W=lam, lambda_H=lam))
     assert th["trivial"] and th["objective"] == pytest.approx(math.log(K))
     lam = 0.85 / ((K - 1) * math.sqrt(n))
-    assert not theory.global_minimizer("ce", K=K, n=n, lambda_W=lam, lambda_H=lam)["trivial"]
+    assert not theory.global_minimizer("ce", UFMProblem(K=K, n=n, lambda_W=lam, lambda_H=lam))["trivial"]
 
 
 def test_ls_margin_is_bounded_as_weight_decay_vanishes():
     for alpha in (0.05, 0.3, 0.8):
-        th = theory.global_minimizer("ls", K=10, n=100, lambda_W=1e-12, lambda_H=1e-12, alpha=alpha)
+        th = theory.global_minimizer("ls", UFMProblem(K=10, n=100, lambda_W=1e-12, lambda_H=1e-12), alpha=alpha)
         assert th["margin"] == pytest.approx(math.log1p(10 * (1 - alpha) / alpha), rel=1e-6)
 
 
@@ -56,35 +57,35 @@ def test_focal_picks_the_global_of_two_local_minima():
     K, n = 1000, 5
     for c0, trivial in ((1.08, False), (1.11, True)):
         lam = c0 / ((K - 1) * math.sqrt(n))
-        th = theory.global_minimizer("fl", K=K, n=n, lambda_W=lam, lambda_H=lam, gamma=3.0)
+        th = theory.global_minimizer("fl", UFMProblem(K=K, n=n, lambda_W=lam, lambda_H=lam), gamma=3.0)
         m_bf, g_bf = brute_force_margin("fl", K, c0, gamma=3.0)
         assert th["trivial"] is trivial
         assert th["objective"] == pytest.approx(g_bf, rel=1e-10)
 
 
 def test_mse_closed_form_and_bias():
-    th = theory.global_minimizer("mse", K=5, n=8, lambda_W=1e-3, lambda_H=1e-3, scale=3.0)
+    th = theory.global_minimizer("mse", UFMProblem(K=5, n=8, lambda_W=1e-3, lambda_H=1e-3), scale=3.0)
     assert th["margin"] == pytest.approx(3.0 - 5 * math.sqrt(8) * 1e-3)
     assert th["bias"] is None or th["bias"] == pytest.approx(3.0 / 5)
     rho = math.sqrt(8) * 1e-3
     # A weakly penalised bias carries the common target alone: b = M / (K (1 + lambda_b)).
-    weak = theory.global_minimizer("mse", K=5, n=8, lambda_W=1e-3, lambda_H=1e-3, lambda_b=0.004, scale=3.0)
+    weak = theory.global_minimizer("mse", UFMProblem(K=5, n=8, lambda_W=1e-3, lambda_H=1e-3, lambda_b=0.004), scale=3.0)
     assert 0.004 * 3.0 / (5 * 1.004) <= rho
     assert weak["bias"] == pytest.approx(3.0 / (5 * 1.004)) and weak["feature_mean_norm_sq"] == 0.0
     # Past the threshold the bias stops at rho / lambda_b and the features take the rest.
-    strong = theory.global_minimizer("mse", K=5, n=8, lambda_W=1e-3, lambda_H=1e-3, lambda_b=0.5, scale=3.0)
+    strong = theory.global_minimizer("mse", UFMProblem(K=5, n=8, lambda_W=1e-3, lambda_H=1e-3, lambda_b=0.5), scale=3.0)
     assert strong["bias"] == pytest.approx(rho / 0.5) and strong["margin"] == pytest.approx(th["margin"])
     assert strong["feature_mean_norm_sq"] > 0
-    huge = theory.global_minimizer("mse", K=5, n=8, lambda_W=1.0, lambda_H=1.0, scale=3.0)
+    huge = theory.global_minimizer("mse", UFMProblem(K=5, n=8, lambda_W=1.0, lambda_H=1.0), scale=3.0)
     assert huge["trivial"] and huge["objective"] == pytest.approx(4 / 10 * 9)
 
 
 @pytest.mark.parametrize("lambda_b", [0.01, 0.1, 1.0, 10.0])
 def test_mse_with_bias_matches_the_solver_from_several_starts(lambda_b):
     """Both regimes of the MSE-with-bias optimum (the threshold lies near lambda_b = 0.015 here)."""
-    kw = dict(K=10, n=20, d=16, lambda_W=5e-3, lambda_H=5e-3, lambda_b=lambda_b, scale=15.0)
-    th = theory.global_minimizer("mse", **kw)
-    sols = ufm.solve("mse", seed=[0, 1, 2, 3, 4], init_scale=0.5, **kw)
+    problem = UFMProblem(K=10, n=20, d=16, lambda_W=5e-3, lambda_H=5e-3, lambda_b=lambda_b)
+    th = theory.global_minimizer("mse", problem, scale=15.0)
+    sols = ufm.solve_batch("mse", problem, seeds=[0, 1, 2, 3, 4], init_scale=0.5, scale=15.0)
     for sol in sols:
         assert sol.converged
         assert sol.objective == pytest.approx(th["objective"], rel=1e-9)
@@ -96,10 +97,10 @@ def test_mse_with_bias_matches_the_solver_from_several_starts(lambda_b):
 
 
 def test_mse_with_bias_needs_rank_k_past_the_threshold():
-    kw = dict(K=10, n=20, lambda_W=5e-3, lambda_H=5e-3, scale=15.0)
+    base = UFMProblem(K=10, n=20, d=9, lambda_W=5e-3, lambda_H=5e-3)
     with pytest.raises(ValueError, match="d = 9 < K = 10"):
-        theory.global_minimizer("mse", d=9, lambda_b=1.0, **kw)
-    assert theory.global_minimizer("mse", d=9, lambda_b=0.01, **kw)["feature_mean_norm_sq"] == 0.0
+        theory.global_minimizer("mse", base.replace(lambda_b=1.0), scale=15.0)
+    assert theory.global_minimizer("mse", base.replace(lambda_b=0.01), scale=15.0)["feature_mean_norm_sq"] == 0.0
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -107,6 +108,7 @@ def test_mse_with_bias_needs_rank_k_past_the_threshold():
     (dict(loss="ce", K=3, n=0, lambda_W=1e-3, lambda_H=1e-3), "n must"),
     (dict(loss="ce", K=3, n=2, lambda_W=0.0, lambda_H=1e-3), "lambda_W"),
     (dict(loss="ce", K=3, n=2, lambda_W=1e-3, lambda_H=1e-3, lambda_b=-1.0), "lambda_b"),
+    (dict(loss="ce", K=3, n=2, d=1, lambda_W=1e-3, lambda_H=1e-3), "d must"),
     (dict(loss="ls", K=3, n=2, lambda_W=1e-3, lambda_H=1e-3, alpha=1.0), r"\[0, 1\)"),
     (dict(loss="fl", K=3, n=2, lambda_W=1e-3, lambda_H=1e-3, gamma=-0.5), ">= 0"),
     (dict(loss="hinge", K=3, n=2, lambda_W=1e-3, lambda_H=1e-3), "unknown loss"),
@@ -114,5 +116,38 @@ def test_mse_with_bias_needs_rank_k_past_the_threshold():
 ])
 def test_bad_arguments(kwargs, message):
     loss = kwargs.pop("loss")
+    sizes = {k: kwargs.pop(k) for k in ("K", "n", "d", "lambda_W", "lambda_H", "lambda_b") if k in kwargs}
     with pytest.raises(ValueError, match=message):
-        theory.global_minimizer(loss, **kwargs)
+        theory.global_minimizer(loss, UFMProblem(**sizes), **kwargs)
+
+
+@pytest.mark.parametrize("gamma, K_max", [(1.0, 23), (2.0, 17), (3.0, 17), (4.0, 18), (5.0, 19)])
+def test_focal_convexity_limit_matches_the_second_difference(gamma, K_max):
+    """ell_FL is convex on m >= 0 exactly up to K_max, checked on a dense grid either side."""
+    _, limit = theory.focal_convexity_limit(gamma)
+    assert limit == K_max
+    m = np.linspace(0, 60, 60001)   # step 1e-3: curvature, not rounding, sets the differences
+    for K, convex in ((K_max, True), (K_max + 1, False)):
+        ell = theory.per_sample_loss_at_margin("fl", m, K=K, gamma=gamma)
+        assert bool(np.diff(ell, 2).min() >= -1e-12) == convex
+
+
+@pytest.mark.parametrize("loss, params, K, expected", [
+    ("ce", {}, 10, 0.9), ("ls", {"alpha": 0.1}, 10, 0.81), ("fl", {"gamma": 0.0}, 7, 6 / 7)])
+def test_origin_threshold_closed_forms(loss, params, K, expected):
+    assert theory.origin_threshold(loss, K, **params) == pytest.approx(expected, rel=1e-14)
+
+
+def test_origin_threshold_is_where_the_origin_hessian_turns():
+    """The origin's smallest Hessian eigenvalue (beyond the flat bias direction) changes sign
+    exactly at c0 = -ell'(0): the threshold link between g'(0) and the landscape."""
+    from ncrepro import landscape
+
+    K, n, d = 4, 2, 4
+    threshold = theory.origin_threshold("fl", K, gamma=3.0)
+    for factor, sign in ((0.97, -1), (1.03, 1)):
+        lam = factor * threshold / ((K - 1) * math.sqrt(n))
+        problem = UFMProblem(K=K, n=n, d=d, lambda_W=lam, lambda_H=lam)
+        eig = landscape.hessian_eigenvalues("fl", problem, landscape.origin_point("fl", problem, gamma=3.0), gamma=3.0)
+        beyond_bias = eig[np.abs(eig) > 1e-12]
+        assert np.sign(beyond_bias.min()) == sign
