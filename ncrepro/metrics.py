@@ -39,6 +39,7 @@ __all__ = [
     "nearest_class_mean_accuracy",
     "textbook_nc_metrics",
     "simplex_etf",
+    "first_below",
 ]
 
 _CHUNK = 8192
@@ -416,3 +417,11 @@ def textbook_nc_metrics(H, labels, W, b=None, *, rcond: float = 1e-10) -> dict[s
     if b is not None:
         out["bias_gap"] = float(np.linalg.norm(W @ mu_G + np.asarray(b, dtype=np.float64)))
     return out
+
+
+def first_below(steps, values, threshold: float) -> int | None:
+    """The first of ``steps`` (integers) at which ``values`` is below ``threshold``; None if never."""
+    if len(steps) != len(values):
+        raise ValueError(f"{len(steps)} steps for {len(values)} values")
+    hit = np.flatnonzero(np.asarray(values, dtype=np.float64) < threshold)
+    return None if len(hit) == 0 else int(steps[int(hit[0])])

@@ -20,7 +20,18 @@ import plotly.io as pio
 
 pio.templates.default = "plotly_white"
 
-__all__ = ["show", "slider_figure", "live_controls", "build_live_controls", "is_static_build", "PALETTE", "LOSS_COLORS", "LOSS_LABELS"]
+__all__ = [
+    "show",
+    "slider_figure",
+    "live_controls",
+    "build_live_controls",
+    "is_static_build",
+    "html_table",
+    "scene_traces",
+    "PALETTE",
+    "LOSS_COLORS",
+    "LOSS_LABELS",
+]
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
@@ -149,3 +160,81 @@ def build_live_controls(update: Callable[..., go.Figure], **controls):
             show(update(**values))
 
     return widgets.interactive(redraw, **controls), out
+
+
+class HTMLTable:
+    """A table that renders as HTML in the book and in Jupyter (see :func:`html_table`)."""
+
+    def __init__(self, html: str, rows: list[list[str]]) -> None:
+        self.html = html
+        self.rows = rows
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def __repr__(self) -> str:  # the text/plain form: tab-separated rows, never Markdown pipes
+        return "\n".join("\t".join(r) for r in self.rows)
+
+
+def html_table(columns: Sequence[str], rows: Sequence[Sequence], *, caption: str | None = None,
+               formats: Sequence[str | Callable | None] | None = None, align_numbers: bool = True) -> HTMLTable:
+    """An HTML table for a notebook output: ``columns`` are header cells, ``rows`` the body.
+
+    ``formats`` gives one format spec (``".3g"``) or function per column (None: ``str``; a None
+    cell shows as a dash). Every cell is HTML-escaped, except one given as ``("html", markup)``
+    (a link, say), whose markup is used as it is. Numbers are right-aligned.
+
+    Example:
+        >>> html_table(["loss", "accuracy"], [["CE", 0.9123]], formats=[None, ".1%"]).rows
+        [['loss', 'accuracy'], ['CE', '91.2%']]
+    """
+    import html
+
+    formats = list(formats) if formats is not None else [None] * len(columns)
+    if len(formats) != len(columns):
+        raise ValueError(f"{len(formats)} formats for {len(columns)} columns")
+    text_rows = [[str(c) for c in columns]]
+    body = []
+    for row in rows:
+        if len(row) != len(columns):
+            raise ValueError(f"a row has {len(row)} cells for {len(columns)} columns: {row}")
+        cells, texts = [], []
+        for value, fmt in zip(row, formats):
+            raw = isinstance(value, tuple) and len(value) == 2 and value[0] == "html"
+            if raw:
+                text, markup = value[1], value[1]
+            else:
+                text = fmt(value) if callable(fmt) else (format(value, fmt) if fmt and value is not None else
+                                                         ("–" if value is None else str(value)))
+                markup = html.escape(text)
+            numeric = align_numbers and isinstance(value, (int, float)) and not isinstance(value, bool)
+            cells.append(f'<td class="{"num" if numeric else "text"}">{markup}</td>')
+            texts.append(text)
+        body.append("<tr>" + "".join(cells) + "</tr>")
+        text_rows.append(texts)
+    head = "<tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in columns) + "</tr>"
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    markup = (f'<table class="table ncrepro-table">{cap}<thead>{head}</thead><tbody>{"".join(body)}</tbody>'
+              f"</table>")
+    return HTMLTable(markup, text_rows)
+
+
+def scene_traces(W, H, labels, *, scale: float | None = None, point_size: float = 3.0):
+    """3-D traces of features (points, one colour per class) and classifier rows (lines from the
+    origin, scaled to ``scale``) for a problem with d = 3."""
+    import numpy as np
+
+    W, H, labels = np.asarray(W), np.asarray(H), np.asarray(labels)
+    if W.shape[1] != 3 or H.shape[1] != 3:
+        raise ValueError(f"scene_traces draws 3-D features, got d = {W.shape[1]}")
+    scale = scale or float(np.abs(H).max()) * 1.1 or 1.0
+    traces = []
+    for k in range(W.shape[0]):
+        pts = H[labels == k]
+        color = PALETTE[k % len(PALETTE)]
+        traces.append(go.Scatter3d(x=pts[:, 0], y=pts[:, 1], z=pts[:, 2], mode="markers",
+                                   marker=dict(size=point_size, color=color, opacity=0.7), name=f"class {k}"))
+        w = W[k] / max(np.linalg.norm(W[k]), 1e-12) * scale * 0.9
+        traces.append(go.Scatter3d(x=[0, w[0]], y=[0, w[1]], z=[0, w[2]], mode="lines",
+                                   line=dict(color=color, width=7), name=f"w_{k}"))
+    return traces

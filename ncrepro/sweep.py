@@ -60,6 +60,8 @@ __all__ = [
     "export_results",
     "import_results",
     "load_results",
+    "group_results",
+    "accuracy_grid",
     "PROTOCOL_DIR",
     "RESULTS_DIR",
     "SCHEMA_PATH",
@@ -314,6 +316,74 @@ def load_results(protocol: str | dict, *, results_dir: Path | None = None) -> li
         if result is not None:
             out.append(dict(result, run=name, grid={k: ident[k] for k in varying}))
     return out
+
+
+def _sort_key(value):
+    return (value is None, str(type(value)), value if value is not None else 0)
+
+
+def group_results(results: list[dict], by: tuple[str, ...]) -> dict[tuple, list[dict]]:
+    """Results grouped by the config settings ``by`` (e.g. ``("width", "epochs", "loss")``), the
+    groups sorted by those settings; within a group, results keep their order (seeds)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        groups.setdefault(tuple(r["config"].get(k) for k in by), []).append(r)
+    return dict(sorted(groups.items(), key=lambda kv: tuple(_sort_key(v) for v in kv[0])))
+
+
+@dataclass
+class AccuracyGrid:
+    """Accuracies of a results grid, per cell ``(arch, width, epochs)`` and loss, over seeds.
+
+    ``values[(cell, loss)]`` lists one accuracy per seed (in ``seeds[(cell, loss)]`` order).
+    """
+
+    cells: list[tuple]
+    losses: list[str]
+    values: dict[tuple, list[float]]
+    seeds: dict[tuple, list[int]]
+
+    def mean(self, cell, loss) -> float | None:
+        v = self.values.get((cell, loss))
+        return float(sum(v) / len(v)) if v else None
+
+    def gap_to(self, cell, loss, reference: str = "ce") -> tuple[float, float, int] | None:
+        """``|acc_ref - acc_loss|`` per seed both have: (mean, standard deviation, seeds)."""
+        a = dict(zip(self.seeds.get((cell, reference), []), self.values.get((cell, reference), [])))
+        b = dict(zip(self.seeds.get((cell, loss), []), self.values.get((cell, loss), [])))
+        common = sorted(set(a) & set(b))
+        if not common:
+            return None
+        gaps = [abs(a[s] - b[s]) for s in common]
+        mean = sum(gaps) / len(gaps)
+        std = (sum((g - mean) ** 2 for g in gaps) / (len(gaps) - 1)) ** 0.5 if len(gaps) > 1 else 0.0
+        return mean, std, len(gaps)
+
+    def variance_across_losses(self, cell) -> tuple[float, int] | None:
+        """Variance of every (loss, seed) accuracy in the cell, with the number of values; None
+        unless every loss of the grid has a value there."""
+        if any((cell, loss) not in self.values for loss in self.losses):
+            return None
+        values = [v for loss in self.losses for v in self.values[(cell, loss)]]
+        mean = sum(values) / len(values)
+        return sum((v - mean) ** 2 for v in values) / len(values), len(values)
+
+
+def accuracy_grid(results: list[dict], metric=lambda r: r["summary"]["test_acc_at_best_val"]) -> AccuracyGrid:
+    """Organise results by cell ``(arch, width, epochs)`` and loss, one value per seed."""
+    values: dict[tuple, list[float]] = {}
+    seeds: dict[tuple, list[int]] = {}
+    losses: list[str] = []
+    for (arch, width, epochs, loss), group in group_results(results, ("arch", "width", "epochs", "loss")).items():
+        cell = (arch, width, epochs)
+        values[(cell, loss)] = [float(metric(r)) for r in group]
+        seeds[(cell, loss)] = [r["config"]["seed"] for r in group]
+        if loss not in losses:
+            losses.append(loss)
+    order = list(LOSSES)
+    losses.sort(key=lambda name: order.index(name) if name in order else len(order))
+    cells = sorted({cell for cell, _ in values}, key=lambda c: tuple(_sort_key(v) for v in c))
+    return AccuracyGrid(cells, losses, values, seeds)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from .losses import loss_spec
 from .problem import UFMProblem
 
 __all__ = ["global_minimizer", "per_sample_loss_at_margin", "ufm_scale_constants", "focal_convexity_limit",
-           "origin_threshold", "UFMProblem"]
+           "origin_threshold", "ls_bounded_margin", "optimum_curves", "UFMProblem"]
 
 
 def ufm_scale_constants(problem: UFMProblem) -> tuple[float, float]:
@@ -236,3 +236,21 @@ def global_minimizer(loss: str, problem: UFMProblem, **params) -> dict:
         "c": c,
         "c0": c0,
     }
+
+
+def ls_bounded_margin(alpha: float, K: int) -> float:
+    """The margin where one sample's label-smoothing push changes sign:
+    ``log(1 + K (1 - alpha) / alpha)`` (infinite for alpha = 0). Past it LS pulls the logits back
+    together, so its optimal margin stays below this value at any weight decay."""
+    from .losses._validation import check_alpha
+
+    alpha = check_alpha(alpha)
+    return math.inf if alpha == 0 else math.log1p(K * (1 - alpha) / alpha)
+
+
+def optimum_curves(loss: str, problem: UFMProblem, lambdas, **params) -> dict[str, np.ndarray]:
+    """The optimum's margin and norms as ``lambda_W = lambda_H`` runs over ``lambdas`` (the other
+    fields of ``problem`` fixed): arrays ``margin``, ``w_norm_sq``, ``h_norm_sq``, ``c0``."""
+    rows = [global_minimizer(loss, problem.replace(lambda_W=float(lam), lambda_H=float(lam)), **params)
+            for lam in np.asarray(lambdas, dtype=np.float64)]
+    return {key: np.array([r[key] for r in rows]) for key in ("margin", "w_norm_sq", "h_norm_sq", "c0")}

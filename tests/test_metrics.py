@@ -133,3 +133,57 @@ def test_float32_features_agree_with_float64_even_nearly_collapsed(spread):
     m64 = nc_metrics(torch.from_numpy(H.astype(np.float64)), labels, W, b)
     for key in m64:
         assert m32[key] == pytest.approx(m64[key], rel=1e-4, abs=1e-12), key
+
+
+def test_first_below_and_simplex_etf():
+    from ncrepro.metrics import first_below, simplex_etf
+
+    assert first_below([0, 10, 20], [1.0, 0.5, 0.01], 0.1) == 20
+    assert first_below([0, 10], [1.0, 0.5], 0.1) is None
+    with pytest.raises(ValueError, match="steps for"):
+        first_below([0], [1.0, 2.0], 0.5)
+    for K, d in ((4, 3), (4, 4), (5, 8)):
+        E = simplex_etf(K, d)
+        G = E @ E.T
+        assert E.shape == (K, d)
+        np.testing.assert_allclose(np.diag(G), 1.0, atol=1e-12)
+        np.testing.assert_allclose(G[~np.eye(K, dtype=bool)], -1 / (K - 1), atol=1e-12)
+        assert simplex_etf_distance(torch.from_numpy(G)) < 1e-12
+
+
+def test_basis_free_comparisons():
+    from ncrepro.metrics import gram_cka, gram_procrustes_distance
+
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(6, 4))                       # 4 points in R^6
+    Q, _ = np.linalg.qr(rng.normal(size=(9, 9)))
+    B = 2.5 * Q[:, :6] @ A                            # the same shape, rotated into R^9 and scaled
+    assert gram_procrustes_distance(A.T @ A, B.T @ B) < 1e-7
+    assert gram_cka(A.T @ A, B.T @ B) == pytest.approx(1.0)
+    C = rng.normal(size=(6, 4))
+    # Against the direct orthogonal Procrustes on normalised configurations (same dimension).
+    An, Cn = A / np.linalg.norm(A), C / np.linalg.norm(C)
+    U, _, Vt = np.linalg.svd(Cn @ An.T)
+    direct = np.linalg.norm(U @ Vt @ An - Cn)
+    assert gram_procrustes_distance(A.T @ A, C.T @ C) == pytest.approx(direct, rel=1e-9)
+    with pytest.raises(ValueError, match="zero"):
+        gram_cka(np.zeros((3, 3)), np.eye(3))
+
+
+def test_calibration_margins_and_probes():
+    from ncrepro.metrics import (expected_calibration_error, linear_probe_accuracy, logit_margins,
+                                 nearest_class_mean_accuracy)
+
+    logits = torch.tensor([[3.0, 0.0, 0.0], [0.0, 1.0, -1.0]], dtype=torch.float64)
+    labels = torch.tensor([0, 0])
+    margins = logit_margins(logits, labels)
+    torch.testing.assert_close(margins, torch.tensor([[3.0, 3.0], [-1.0, 0.0]], dtype=torch.float64))
+    # Perfect calibration: confidence equals accuracy in every bin.
+    confident = torch.tensor([[10.0, -10.0]] * 4, dtype=torch.float64)
+    assert expected_calibration_error(confident, torch.tensor([0, 0, 0, 0])) < 1e-8
+    assert expected_calibration_error(confident, torch.tensor([1, 1, 1, 1])) == pytest.approx(1.0, abs=1e-8)
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 5)) * 4
+    y = np.repeat(np.arange(3), 50)
+    H = centres[y] + rng.normal(size=(150, 5))
+    assert linear_probe_accuracy(H, y, H, y) > 0.95 and nearest_class_mean_accuracy(H, y, H, y) > 0.95

@@ -25,3 +25,27 @@ def test_live_controls_redraw_when_moved():
     ui, out = build_live_controls(update, a=(0.0, 2.0, 0.5, 1.0))
     ui.children[0].value = 1.5
     assert calls[-1] == 1.5
+
+
+def test_html_table_renders_a_table_not_markdown():
+    from ncrepro.plotting import html_table
+
+    t = html_table(["loss", "acc", "link"], [["CE", 0.91234, ("html", '<a href="x.html">x</a>')], ["<b>", None, "y"]],
+                   formats=[None, ".1%", None], caption="A & B")
+    html = t._repr_html_()
+    assert html.startswith('<table class="table ncrepro-table"><caption>A &amp; B</caption>')
+    assert "<td class=\"text\">&lt;b&gt;</td>" in html and '<a href="x.html">x</a>' in html
+    assert "91.2%" in html and "–" in html and "|" not in repr(t)
+    with pytest.raises(ValueError, match="cells for 3 columns"):
+        html_table(["a", "b", "c"], [[1, 2]])
+
+
+def test_scene_traces_are_3d():
+    import numpy as np
+
+    from ncrepro.plotting import scene_traces
+
+    traces = scene_traces(np.eye(3), np.eye(3), np.arange(3))
+    assert len(traces) == 6 and all(t.type == "scatter3d" for t in traces)
+    with pytest.raises(ValueError, match="3-D"):
+        scene_traces(np.eye(4), np.eye(4), np.arange(4))

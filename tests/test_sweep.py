@@ -338,3 +338,49 @@ def test_gpu_sweep_script_rehearsal(tmp_path):
     missing = subprocess.run(["bash", "scripts/gpu-sweep.sh", str(proto), "1", "cpu"], cwd=root, env=env,
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "not found" in missing.stdout + missing.stderr
+
+
+def _synthetic_result(arch, width, epochs, loss, seed, acc):
+    return {"config": {"arch": arch, "width": width, "epochs": epochs, "loss": loss, "seed": seed},
+            "summary": {"test_acc_at_best_val": acc}}
+
+
+def test_accuracy_grid_on_a_multi_budget_multi_seed_grid():
+    """Two widths, two epoch budgets, two losses, three seeds (one missing): every cell keeps its
+    own values, means are over seeds, gaps are per seed, and nothing is repeated across epochs."""
+    results = []
+    for width in (0.5, 1.0):
+        for epochs in (10, 40):
+            for loss in ("ce", "mse"):
+                for seed in (0, 1, 2):
+                    if (width, epochs, loss, seed) == (1.0, 40, "mse", 2):
+                        continue
+                    acc = 0.5 + 0.1 * width + 0.001 * epochs + (0.02 if loss == "mse" else 0.0) + 0.005 * seed
+                    results.append(_synthetic_result("resnet18", width, epochs, loss, seed, acc))
+    grid = sweep.accuracy_grid(results)
+    assert grid.cells == [("resnet18", 0.5, 10), ("resnet18", 0.5, 40), ("resnet18", 1.0, 10), ("resnet18", 1.0, 40)]
+    assert grid.losses == ["ce", "mse"]
+    assert grid.mean(("resnet18", 0.5, 10), "ce") == pytest.approx(0.5 + 0.05 + 0.01 + 0.005)
+    assert grid.mean(("resnet18", 0.5, 40), "ce") == pytest.approx(0.5 + 0.05 + 0.04 + 0.005)
+    mean, std, n = grid.gap_to(("resnet18", 1.0, 40), "mse")
+    assert n == 2 and mean == pytest.approx(0.02) and std == pytest.approx(0.0, abs=1e-12)
+    var, count = grid.variance_across_losses(("resnet18", 0.5, 10))
+    assert count == 6 and var > 0
+    assert grid.gap_to(("resnet18", 0.5, 10), "ls") is None
+
+
+def test_group_results_sorts_and_keeps_order():
+    results = [_synthetic_result("resnet18", w, 10, "ce", s, 0.5) for w in (1.0, 0.25) for s in (1, 0)]
+    groups = sweep.group_results(results, ("width",))
+    assert list(groups) == [(0.25,), (1.0,)]
+    assert [r["config"]["seed"] for r in groups[(0.25,)]] == [1, 0]
+
+
+def test_load_results_names_the_grid(tmp_path):
+    tree = make_image_folder(tmp_path / "tree", train_per_class=8, test_per_class=2)
+    proto = write_protocol(tmp_path / "g.json", tree, grid={"epochs": [1, 2], "loss": ["ce"]})
+    out = tmp_path / "res"
+    sweep.run_protocol(str(proto), results_dir=out, progress=False, log=lambda m: None)
+    loaded = sweep.load_results(str(proto), results_dir=out)
+    assert [(r["run"], r["grid"]) for r in loaded] == [("resnet18-w0.0625-e1-ce-s0", {"epochs": 1}),
+                                                      ("resnet18-w0.0625-e2-ce-s0", {"epochs": 2})]

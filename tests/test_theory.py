@@ -151,3 +151,22 @@ def test_origin_threshold_is_where_the_origin_hessian_turns():
         eig = landscape.hessian_eigenvalues("fl", problem, landscape.origin_point("fl", problem, gamma=3.0), gamma=3.0)
         beyond_bias = eig[np.abs(eig) > 1e-12]
         assert np.sign(beyond_bias.min()) == sign
+
+
+def test_ls_bounded_margin_is_where_the_push_turns():
+    from ncrepro.losses import loss_and_push
+
+    for alpha in (0.05, 0.1, 0.5, 0.9):
+        m = theory.ls_bounded_margin(alpha, 10)
+        _, push = loss_and_push("ls", [m - 1e-6, m + 1e-6], 10, alpha=alpha)
+        assert push[0] > 0 > push[1]
+    assert theory.ls_bounded_margin(0.0, 10) == math.inf
+
+
+def test_optimum_curves_follow_global_minimizer():
+    problem = UFMProblem(K=10, n=20, lambda_W=1.0, lambda_H=1.0)
+    lambdas = np.geomspace(1e-6, 1e-3, 5)
+    curves = theory.optimum_curves("ls", problem, lambdas, alpha=0.1)
+    for lam, m in zip(lambdas, curves["margin"]):
+        assert m == theory.global_minimizer("ls", problem.replace(lambda_W=lam, lambda_H=lam), alpha=0.1)["margin"]
+    assert np.all(np.diff(curves["margin"]) < 0)   # a larger weight decay buys a smaller margin

@@ -76,8 +76,27 @@ def get_loss(name: str, *, reduction: str = "mean", validate_targets: bool = Tru
     return cls(**{spec.param: value}, reduction=reduction, validate_targets=validate_targets)
 
 
+def loss_and_push(name: str, margins, K: int, **params):
+    """Loss and push ``-dL/dz_y`` of a registered loss at logits ``z = (m, 0, ..., 0)``, ``y = 0``,
+    for every margin ``m`` in ``margins`` (float64, gradient by autograd through the module).
+
+    Returns:
+        Two NumPy arrays: the per-sample losses and the pushes.
+    """
+    import torch
+
+    m = torch.as_tensor(margins, dtype=torch.float64).reshape(-1)
+    z = torch.zeros(len(m), K, dtype=torch.float64)
+    z[:, 0] = m
+    z.requires_grad_(True)
+    values = get_loss(name, reduction="none", **params)(z, torch.zeros(len(m), dtype=torch.long))
+    values.sum().backward()
+    return values.detach().numpy(), -z.grad[:, 0].numpy()
+
+
 __all__ = [
     "get_loss",
+    "loss_and_push",
     "check_loss_name",
     "LOSSES",
     "LossSpec",
