@@ -6,6 +6,9 @@ Zhou et al., NeurIPS 2022 (official ``evaluate.py``), pinned here:
 * ``NC1 = tr(Sigma_W Sigma_B^+) / K`` with the Moore-Penrose pseudo-inverse;
 * ``NC2 = || Wc Wc^T / ||Wc Wc^T||_F - (I - 11^T/K) / sqrt(K-1) ||_F``, ``Wc`` = W minus its mean row;
 * ``NC3`` = the same form with ``Wc M``, ``M = [mu_k - mu_G]`` (d x K);
+* ``nc2_means``: NC2's form on the class means (``M^T M``), the "equinorm, equiangular means"
+  of Papyan, Han & Donoho (2020, arXiv:2008.08186), beside the classifier's NC2;
+* ``nc3_papyan``: their self-duality distance ``|| W^T/||W||_F - M/||M||_F ||_F``;
 * ``NC4`` = fraction of samples whose prediction ``argmax(W h + b)`` differs from the nearest
   class mean (Papyan et al.), not the official plots' bias panel, which is ``bias_gap``;
 * ``bias_gap = ||W mu_G + b||`` (only when ``b`` is given).
@@ -40,6 +43,7 @@ __all__ = [
     "textbook_nc_metrics",
     "simplex_etf",
     "first_below",
+    "random_nc_baseline",
 ]
 
 _CHUNK = 8192
@@ -87,6 +91,15 @@ def _check_inputs(H, labels, W, b):
             raise ValueError(f"label {lo if lo < 0 else hi} is outside [0, {K}) for K={K} classes")
     device = H.device
     return H, labels.to(device).long(), W.to(device), (None if b is None else b.to(device))
+
+
+def _papyan_duality(W: torch.Tensor, M: torch.Tensor) -> float:
+    """``|| W^T/||W||_F - M/||M||_F ||_F``: NC3 as Papyan, Han & Donoho (2020) measure it
+    (W as it is, not centred; the distance itself, not its square)."""
+    nw, nm = torch.linalg.matrix_norm(W), torch.linalg.matrix_norm(M)
+    if nw == 0 or nm == 0:
+        return float("nan")
+    return float(torch.linalg.matrix_norm(W.T / nw - M / nm))
 
 
 def simplex_etf_distance(G: torch.Tensor) -> float:
@@ -182,6 +195,8 @@ def _metrics_from_statistics(H, labels, W, b, counts, sums) -> dict[str, float]:
         "nc2": simplex_etf_distance(Wc @ Wc.T),
         "nc3": simplex_etf_distance(Wc @ M_raw),
         "nc4": disagree / N,
+        "nc2_means": simplex_etf_distance(M_raw.T @ M_raw),
+        "nc3_papyan": _papyan_duality(W64, M_raw),
     }
     if b is not None:
         out["bias_gap"] = float(torch.linalg.vector_norm(W64 @ global_mean + b.double()))
@@ -410,7 +425,8 @@ def textbook_nc_metrics(H, labels, W, b=None, *, rcond: float = 1e-10) -> dict[s
     def dist(G):
         return float(np.linalg.norm(G / np.linalg.norm(G) - etf))
 
-    out = {"nc1": nc1, "nc2": dist(Wc @ Wc.T), "nc3": dist(Wc @ M.T)}
+    out = {"nc1": nc1, "nc2": dist(Wc @ Wc.T), "nc3": dist(Wc @ M.T), "nc2_means": dist(M @ M.T),
+           "nc3_papyan": float(np.linalg.norm(W.T / np.linalg.norm(W) - M.T / np.linalg.norm(M)))}
     logits = H @ W.T + (0.0 if b is None else np.asarray(b, dtype=np.float64))
     nearest = ((H ** 2).sum(1)[:, None] - 2 * H @ means.T + (means ** 2).sum(1)[None]).argmin(1)
     out["nc4"] = float(np.mean(logits.argmax(1) != nearest))
@@ -425,3 +441,24 @@ def first_below(steps, values, threshold: float) -> int | None:
         raise ValueError(f"{len(steps)} steps for {len(values)} values")
     hit = np.flatnonzero(np.asarray(values, dtype=np.float64) < threshold)
     return None if len(hit) == 0 else int(steps[int(hit[0])])
+
+
+def random_nc_baseline(K: int, d: int, *, trials: int = 400, seed: int = 0) -> dict[str, tuple[float, float]]:
+    """NC2 and NC3 of *random* geometry at the same K and d: Gaussian classifier rows and Gaussian
+    class means, independent. ``(mean, standard deviation)`` over ``trials`` draws for ``nc2``,
+    ``nc2_means``, ``nc3`` and ``nc3_papyan``. A trained network whose NC2 is not below this
+    value has a classifier no closer to a simplex ETF than a random one."""
+    if K < 2 or d < 1 or trials < 2:
+        raise ValueError(f"need K >= 2, d >= 1 and trials >= 2, got K={K}, d={d}, trials={trials}")
+    g = torch.Generator().manual_seed(seed)
+    values: dict[str, list[float]] = {"nc2": [], "nc2_means": [], "nc3": [], "nc3_papyan": []}
+    for _ in range(trials):
+        W = torch.randn(K, d, generator=g, dtype=torch.float64)
+        means = torch.randn(K, d, generator=g, dtype=torch.float64)
+        M = (means - means.mean(0)).T
+        Wc = W - W.mean(0)
+        values["nc2"].append(simplex_etf_distance(Wc @ Wc.T))
+        values["nc2_means"].append(simplex_etf_distance(M.T @ M))
+        values["nc3"].append(simplex_etf_distance(Wc @ M))
+        values["nc3_papyan"].append(_papyan_duality(W, M))
+    return {k: (float(np.mean(v)), float(np.std(v, ddof=1))) for k, v in values.items()}

@@ -32,8 +32,11 @@ class UFMProblem:
         >>> round(p.c0, 6)  # (K-1) sqrt(n lambda_W lambda_H)
         0.201246
 
+    ``d < K - 1`` is allowed (the solvers run there, to show what happens when no simplex ETF
+    fits); the closed-form theory refuses it.
+
     Raises:
-        ValueError: K < 2, n < 1, d < K-1, a decay that is not finite and > 0 (>= 0 for b).
+        ValueError: K < 2, n < 1, d < 1, a decay that is not finite and > 0 (>= 0 for b).
     """
 
     K: int
@@ -54,8 +57,8 @@ class UFMProblem:
                 raise ValueError(f"{name} must be a finite number > 0, got {value}")
         if not (self.lambda_b >= 0 and math.isfinite(self.lambda_b)):
             raise ValueError(f"lambda_b must be a finite number >= 0, got {self.lambda_b}")
-        if self.d is not None and (int(self.d) != self.d or self.d < self.K - 1):
-            raise ValueError(f"d must be an integer >= K-1 = {self.K - 1} for a simplex ETF to fit, got {self.d}")
+        if self.d is not None and (isinstance(self.d, bool) or int(self.d) != self.d or self.d < 1):
+            raise ValueError(f"d must be a positive integer, got {self.d}")
         object.__setattr__(self, "K", int(self.K))
         object.__setattr__(self, "n", int(self.n))
         if self.d is not None:
@@ -81,6 +84,11 @@ class UFMProblem:
     def c0(self) -> float:
         """``(K-1) sqrt(n lambda_W lambda_H)``: the price of a unit of margin in ``g(m)``."""
         return (self.K - 1) * self.rho
+
+    @property
+    def etf_fits(self) -> bool:
+        """Whether a simplex ETF of K vectors fits in d dimensions (``d >= K - 1``)."""
+        return self.d is None or self.d >= self.K - 1
 
     def require_d(self) -> int:
         """``d``, which the solvers need; ValueError when it was left out."""

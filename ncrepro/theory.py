@@ -208,6 +208,8 @@ def global_minimizer(loss: str, problem: UFMProblem, **params) -> dict:
     spec = loss_spec(loss)
     value = spec.value(params)
     K, d, lambda_b = problem.K, problem.d, problem.lambda_b
+    if not problem.etf_fits:
+        raise ValueError(f"d = {d} < K-1 = {K - 1}: no simplex ETF fits, and the closed forms assume one")
     c, c0 = ufm_scale_constants(problem)
     bias = None if lambda_b == 0 else 0.0
     delta = 0.0                                     # common logit offset carried by the features

@@ -25,15 +25,53 @@ def copy_if_changed(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
+def write_if_changed(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
+def build_identity() -> str:
+    """``ncrepro <version>, commit <sha>`` of the tree the book is built from (``-dirty`` when
+    tracked files differ from the commit)."""
+    import subprocess
+
+    from ncrepro import __version__
+
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        sha += "-dirty" if dirty else ""
+    except (OSError, subprocess.CalledProcessError):
+        sha = "unknown"
+    return f"ncrepro {__version__}, commit {sha}"
+
+
+def config_with_footer() -> str:
+    """_config.yml with a footer naming the version and commit on every page."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    config.setdefault("html", {})["extra_footer"] = (
+        f'<p class="ncrepro-build">Built from {build_identity()}. '
+        # Every page lives in book/, beside the status page.
+        f'<a href="status.html">Status</a>: execution times, versions, devices.</p>')
+    return "# Staged by scripts/stage_book.py from the repository's _config.yml.\n" + yaml.safe_dump(config, sort_keys=False)
+
+
 def main() -> int:
     import mathjax
     import plotly
 
-    for name in ("_config.yml", "_toc.yml"):
-        copy_if_changed(ROOT / name, SRC / name)
-    for pattern in ("*.md", "*.png", "_ext/*.py"):
+    copy_if_changed(ROOT / "_toc.yml", SRC / "_toc.yml")
+    write_if_changed(SRC / "_config.yml", config_with_footer())
+    for pattern in ("*.md", "*.png", "*.bib", "_ext/*.py"):
         for f in (ROOT / "book").glob(pattern):
             copy_if_changed(f, SRC / "book" / f.relative_to(ROOT / "book"))
+    for name in ("ncrepro-theme.js", "ncrepro.css"):
+        copy_if_changed(ROOT / "book" / "_ext" / name, VENDOR / name)
     plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
     copy_if_changed(plotly_js, VENDOR / "plotly.min.js")
     mathjax_es5 = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"

@@ -86,7 +86,7 @@ def test_gradient_descent_records_and_descends():
 
 
 @pytest.mark.parametrize("sizes, params, message", [
-    (dict(K=5, n=3, d=3, lambda_W=1e-2, lambda_H=1e-2), {}, "d must be"),
+    (dict(K=5, n=3, d=0, lambda_W=1e-2, lambda_H=1e-2), {}, "d must be"),
     (dict(K=5, n=3, d=7, lambda_W=-1.0, lambda_H=1e-2), {}, "lambda_W"),
     (dict(K=5, n=3, d=7, lambda_W=1e-2, lambda_H=1e-2), dict(alpha=[0.1, 1.2]), r"\[0, 1\)"),
     (dict(K=5, n=3, d=7, lambda_W=1e-2, lambda_H=1e-2), dict(alpha=[0.1, 0.2], seeds=[0, 1, 2]), "equal length"),
@@ -96,3 +96,12 @@ def test_gradient_descent_records_and_descends():
 def test_bad_arguments(sizes, params, message):
     with pytest.raises(ValueError, match=message):
         ufm.solve_batch("ls", UFMProblem(**sizes), **params)
+
+
+def test_below_k_minus_one_dimensions_no_etf_fits():
+    """With d < K-1 the solver still runs, the theory refuses, and NC2 cannot reach zero."""
+    problem = UFMProblem(K=5, n=3, d=2, lambda_W=1e-2, lambda_H=1e-2)
+    sol = ufm.solve("ce", problem, seed=0)
+    assert sol.converged and sol.metrics()["nc2"] > 0.1
+    with pytest.raises(ValueError, match="no simplex ETF fits"):
+        theory.global_minimizer("ce", problem)
