@@ -157,11 +157,12 @@ def tied_critical_point(loss: str, problem: UFMProblem, *, tie=(0, 1), seed: int
     return expand().detach().numpy()
 
 
-def dead_classes(problem: UFMProblem, x, tol: float = 1e-3) -> int:
-    """Classes whose classifier row has collapsed to zero: ``||w_k|| <= tol max_j ||w_j||``."""
+def dead_classes(problem: UFMProblem, x, tol: float = 1e-3, floor: float = 1e-6) -> int:
+    """Classes whose classifier row has collapsed to zero: ``||w_k|| <= max(tol max_j ||w_j||, floor)``
+    (the floor makes every class dead at the origin, where all rows are zero to solver precision)."""
     W, _, _ = ufm.split_point(problem, x)
     norms = np.linalg.norm(W, axis=1)
-    return int((norms <= tol * max(norms.max(), 1e-300)).sum())
+    return int((norms <= max(tol * norms.max(), floor)).sum())
 
 
 def analyse_point(loss: str, problem: UFMProblem, x, *, null_tol: float = 1e-8, hessian: bool = True,
@@ -186,7 +187,9 @@ def survey_random_starts(loss: str, problem: UFMProblem, *, seeds, init_scale: f
     Each entry: ``seed``, ``objective``, ``gap`` (relative to the closed-form optimum),
     ``converged``, ``dead`` classes, ``min_margin``, ``nc1``, ``nc2``, and for the first
     ``hessian_for`` starts that did not reach the global minimum (gap > 1e-7) also the
-    Hessian summary of :func:`analyse_point`.
+    Hessian summary of :func:`analyse_point`. A solver's end point is critical only to about
+    1e-9, so its flat directions' eigenvalues scatter around zero by that much: eigenvalues
+    within 1e-6 of the largest count as zero here (strict saddles are orders above that).
     """
     best = theory.global_minimizer(loss, problem, **params)["objective"]
     sols = ufm.solve_batch(loss, problem, seeds=list(seeds), init_scale=init_scale, **params)
@@ -197,8 +200,9 @@ def survey_random_starts(loss: str, problem: UFMProblem, *, seeds, init_scale: f
                "converged": sol.converged, "dead": dead_classes(problem, sol.point()),
                "min_margin": float(sol.margins().min()), "nc1": nc["nc1"], "nc2": nc["nc2"]}
         if row["gap"] > 1e-7 and analysed < hessian_for:
-            row.update({k: v for k, v in analyse_point(loss, problem, sol.point(), **params).items()
-                        if k in ("min_eigenvalue", "negative", "near_zero", "gradient_norm")})
+            info = analyse_point(loss, problem, sol.point(), null_tol=1e-6, **params)
+            row.update({k: v for k, v in info.items()
+                        if k in ("min_eigenvalue", "max_eigenvalue", "negative", "near_zero", "gradient_norm")})
             analysed += 1
         out.append(row)
     return out

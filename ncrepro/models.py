@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["ResNet", "build_model", "ARCHITECTURES"]
+__all__ = ["ResNet", "build_model", "count_parameters", "ARCHITECTURES"]
 
 
 def _scaled(channels: int, width: float) -> int:
@@ -115,3 +115,8 @@ def build_model(arch: str, *, num_classes: int = 10, width: float = 1.0) -> ResN
     if arch == "resnet18":
         return ResNet(_BasicBlock, (2, 2, 2, 2), num_classes, width, scale_all=True)
     return ResNet(_Bottleneck, (3, 4, 6, 3), num_classes, width, scale_all=False)
+
+
+def count_parameters(arch: str, width: float, num_classes: int = 10) -> int:
+    """Trainable parameters of ``build_model(arch, width=width, num_classes=num_classes)``."""
+    return sum(p.numel() for p in build_model(arch, num_classes=num_classes, width=width).parameters())

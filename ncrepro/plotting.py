@@ -28,6 +28,9 @@ __all__ = [
     "is_static_build",
     "html_table",
     "scene_traces",
+    "accuracy_heatmaps",
+    "nc_curves",
+    "nc_curves_slider",
     "PALETTE",
     "LOSS_COLORS",
     "LOSS_LABELS",
@@ -238,3 +241,132 @@ def scene_traces(W, H, labels, *, scale: float | None = None, point_size: float 
         traces.append(go.Scatter3d(x=[0, w[0]], y=[0, w[1]], z=[0, w[2]], mode="lines",
                                    line=dict(color=color, width=7), name=f"w_{k}"))
     return traces
+
+
+def _fmt_width(w) -> str:
+    return f"{w:g}"
+
+
+def accuracy_heatmaps(grid, *, reference: str = "ce"):
+    """The paper's summary of a results grid: for each loss X other than ``reference``, a heatmap
+    over width (rows) and epochs (columns) of ``|acc_ref - acc_X|`` in points (mean over the
+    seeds both have; the text shows ``mean ± sd, n seeds`` when there are several), and a heatmap
+    of the variance of all (loss, seed) accuracies per cell (points²). Cells without results are
+    blank. One row of panels per architecture."""
+    from plotly.subplots import make_subplots
+
+    others = [loss for loss in grid.losses if loss != reference]
+    archs = sorted({c[0] for c in grid.cells})
+    titles = []
+    for arch in archs:
+        titles += [f"{arch}: |{LOSS_LABELS[reference]} − {LOSS_LABELS[o]}|" for o in others] + [f"{arch}: variance"]
+    fig = make_subplots(rows=len(archs), cols=len(others) + 1, subplot_titles=titles, horizontal_spacing=0.06,
+                        vertical_spacing=0.25 if len(archs) > 1 else 0.1)
+    for row, arch in enumerate(archs, 1):
+        cells = [c for c in grid.cells if c[0] == arch]
+        widths = sorted({c[1] for c in cells})
+        epochs = sorted({c[2] for c in cells})
+        x = [str(e) for e in epochs]
+        y = [_fmt_width(w) for w in widths]
+        for col, other in enumerate(others, 1):
+            z, text = [], []
+            for w in widths:
+                z_row, t_row = [], []
+                for e in epochs:
+                    gap = grid.gap_to((arch, w, e), other, reference)
+                    z_row.append(None if gap is None else 100 * gap[0])
+                    t_row.append("" if gap is None else (f"{100 * gap[0]:.1f}" if gap[2] == 1 else
+                                                         f"{100 * gap[0]:.1f}±{100 * gap[1]:.1f} (n={gap[2]})"))
+                z.append(z_row)
+                text.append(t_row)
+            fig.add_trace(go.Heatmap(z=z, x=x, y=y, text=text, texttemplate="%{text}", coloraxis="coloraxis",
+                                     hovertemplate="width %{y}, %{x} epochs: %{text} points<extra></extra>"),
+                          row=row, col=col)
+        z, text = [], []
+        for w in widths:
+            z_row, t_row = [], []
+            for e in epochs:
+                v = grid.variance_across_losses((arch, w, e))
+                z_row.append(None if v is None else 1e4 * v[0])
+                t_row.append("" if v is None else f"{1e4 * v[0]:.2f}")
+            z.append(z_row)
+            text.append(t_row)
+        fig.add_trace(go.Heatmap(z=z, x=x, y=y, text=text, texttemplate="%{text}", colorscale="Greys", showscale=False,
+                                 hovertemplate="width %{y}, %{x} epochs: variance %{text} points²<extra></extra>"),
+                      row=row, col=len(others) + 1)
+        fig.update_xaxes(title_text="epochs", type="category", row=row)
+        fig.update_yaxes(title_text="width", type="category", row=row, col=1)
+    fig.update_layout(coloraxis=dict(colorscale="Blues", colorbar=dict(title="points")))
+    return fig
+
+
+def _nc_traces(results: list, baselines: dict | None, keys, x_key: str) -> list:
+    """The traces of :func:`nc_curves`, each placed on its panel through its axis names."""
+    traces = []
+    for r in results:
+        loss = r["config"]["loss"]
+        color = LOSS_COLORS[loss] if loss in LOSS_COLORS else "#7f7f7f"
+        pts = [e for e in r["epochs"] if e.get("nc1") is not None]
+        for col, key in enumerate(keys, 1):
+            axis = "" if col == 1 else str(col)
+            traces.append(go.Scatter(x=[e[x_key] for e in pts], y=[e[key] for e in pts], name=LOSS_LABELS.get(loss, loss),
+                                     legendgroup=loss, showlegend=col == 1, line=dict(color=color, width=2.5),
+                                     xaxis=f"x{axis}", yaxis=f"y{axis}"))
+        axis = str(len(keys) + 1)
+        traces.append(go.Scatter(x=[e[x_key] for e in pts], y=[e["test_acc"] for e in pts], name=f"{loss} test",
+                                 legendgroup=loss, showlegend=False, line=dict(color=color, width=3),
+                                 xaxis=f"x{axis}", yaxis=f"y{axis}"))
+        traces.append(go.Scatter(x=[e[x_key] for e in r["epochs"]], y=[e["train_acc"] for e in r["epochs"]],
+                                 name=f"{loss} train", legendgroup=loss, showlegend=False,
+                                 line=dict(color=color, width=1), xaxis=f"x{axis}", yaxis=f"y{axis}"))
+    span = [min(e[x_key] for r in results for e in r["epochs"]), max(e[x_key] for r in results for e in r["epochs"])]
+    for col, key in enumerate(keys, 1):
+        axis = "" if col == 1 else str(col)
+        value = (baselines or {}).get(key)
+        # A dashed line at the value random geometry has (invisible where there is none).
+        traces.append(go.Scatter(x=span, y=[value, value] if value is not None else [None, None], mode="lines",
+                                 name="random geometry", showlegend=False, line=dict(color="grey", dash="dash", width=1),
+                                 xaxis=f"x{axis}", yaxis=f"y{axis}"))
+    return traces
+
+
+def _nc_layout(keys):
+    from plotly.subplots import make_subplots
+
+    panels = list(keys) + ["accuracy"]
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[p.upper() if p != "accuracy" else
+                                                                  "test (thick), train (thin) accuracy" for p in panels],
+                        horizontal_spacing=0.06)
+    for col in range(1, len(keys) + 1):
+        fig.update_yaxes(type="log", row=1, col=col)
+    fig.update_xaxes(title_text="epoch")
+    return fig
+
+
+def nc_curves(results: list, *, baselines: dict | None = None, keys=("nc1", "nc2", "nc3"), x_key: str = "epoch"):
+    """NC metrics and accuracies over training for a set of runs (one per loss, same setting):
+    one panel per metric plus test (thick) and training (thin) accuracy. ``baselines`` maps a
+    metric to the value random geometry has (drawn dashed)."""
+    fig = _nc_layout(keys)
+    for t in _nc_traces(results, baselines, keys, x_key):
+        fig.add_trace(t)
+    return fig
+
+
+def nc_curves_slider(groups: dict, *, baselines=None, label=str, keys=("nc1", "nc2", "nc3"), active: int | None = None):
+    """:func:`nc_curves` for several settings at once, one slider position per setting.
+
+    Args:
+        groups: ``{setting: [results of that setting]}`` (from ``sweep.group_results``).
+        baselines: ``setting -> {metric: value}`` for the dashed random-geometry lines.
+        label: ``setting -> slider label``.
+    """
+    steps = [(label(key), _nc_traces(group, baselines(key) if baselines else None, keys, "epoch"))
+             for key, group in groups.items()]
+    size = max(len(t) for _, t in steps)
+    padded = []
+    for name, traces in steps:
+        # Settings with fewer losses get empty traces, so every position has the same number.
+        padded.append((name, traces + [go.Scatter(x=[None], y=[None], showlegend=False)] * (size - len(traces))))
+    return slider_figure(padded, prefix="setting: ", active=len(padded) - 1 if active is None else active,
+                         fig=_nc_layout(keys))

@@ -61,6 +61,7 @@ __all__ = [
     "import_results",
     "load_results",
     "group_results",
+    "result_set_summary",
     "accuracy_grid",
     "PROTOCOL_DIR",
     "RESULTS_DIR",
@@ -329,6 +330,38 @@ def group_results(results: list[dict], by: tuple[str, ...]) -> dict[tuple, list[
     for r in results:
         groups.setdefault(tuple(r["config"].get(k) for k in by), []).append(r)
     return dict(sorted(groups.items(), key=lambda kv: tuple(_sort_key(v) for v in kv[0])))
+
+
+def result_set_summary(proto: dict, results: list[dict]) -> dict:
+    """The scale of a protocol's finished results, for stating next to every number from them:
+    runs done of the grid, training/validation/test images, augmentation, loss scale,
+    architectures, widths, epoch budgets, seeds, devices, dataset note and wall hours."""
+    configs = [r["config"] for r in results]
+    provs = [r["provenance"] for r in results]
+
+    def values(key):
+        return sorted({c.get(key) for c in configs}, key=_sort_key)
+
+    datasets = [p["dataset"] for p in provs]
+    return {
+        "protocol": proto["name"],
+        "runs": len(results),
+        "grid_runs": len(proto["_runs"]),
+        "train_images": sorted({d.get("train_size") for d in datasets}, key=_sort_key),
+        "val_images": sorted({d.get("val_size") for d in datasets}, key=_sort_key),
+        "test_images": sorted({d.get("test_size") for d in datasets}, key=_sort_key),
+        "augment": values("augment"),
+        "loss_scale": values("loss_scale"),
+        "archs": values("arch"),
+        "widths": values("width"),
+        "epochs": values("epochs"),
+        "seeds": values("seed"),
+        "losses": [name for name in LOSSES if name in values("loss")],
+        "devices": sorted({p["device"] for p in provs}),
+        "lossy_jpeg": any(d.get("lossy_jpeg") for d in datasets),
+        "wall_hours": sum(p.get("wall_seconds", 0.0) for p in provs) / 3600.0,
+        "commits": sorted({p["git_commit"][:10] for p in provs}),
+    }
 
 
 @dataclass

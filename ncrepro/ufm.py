@@ -430,17 +430,18 @@ def solve_batch(loss: str, problem: UFMProblem, *, seeds=(0,), max_iter: int = 2
                       progress, name, values)
 
 
-def gradient_descent(loss: str, problem: UFMProblem, *, lr: float = 0.1, steps: int = 2000, seed: int = 0,
+def gradient_descent(loss: str, problem: UFMProblem, *, lr: float = 0.1, steps: int = 2000, seeds=(0,),
                      record_every: int = 20, init_scale: float = 0.1, progress: bool = False,
                      snapshots: bool = False, **params) -> list[UFMSolution]:
     """Full-batch gradient descent on the UFM with a fixed step, recording the trajectory.
 
-    A list of hyperparameter values runs together, batched, from the same random start. With
+    Several runs go together, batched: one per seed, or one per hyperparameter value
+    (``alpha=[...]``, all from the start of the single seed), or both paired. With
     ``snapshots=True`` the trajectory also keeps ``W``, ``H`` and ``b`` at every recorded step
     (lists of arrays), for drawing the geometry as it forms.
 
     Returns:
-        A list of :class:`UFMSolution`, one per hyperparameter value (one for a single value);
+        A list of :class:`UFMSolution`, one per run (one for a single value and seed);
         ``converged`` is False, since plain GD does not test convergence.
 
     Raises:
@@ -449,8 +450,14 @@ def gradient_descent(loss: str, problem: UFMProblem, *, lr: float = 0.1, steps: 
     if not (lr > 0 and np.isfinite(lr)) or int(steps) != steps or steps < 1:
         raise ValueError(f"need a finite lr > 0 and a positive integer number of steps, got lr={lr}, steps={steps}")
     name, values, _ = _hyper_values(loss, params, allow_list=True)
-    hyper = values if name else [0.0]
-    problem_ = _Problem(loss, problem, hyper, [seed] * len(hyper), init_scale)
+    seeds = [int(s) for s in np.atleast_1d(seeds)]
+    if len(values) > 1 and len(seeds) > 1 and len(values) != len(seeds):
+        raise ValueError("give either a list of hyperparameters or a list of seeds, or two lists of equal length")
+    B = max(len(values), len(seeds))
+    values = values * B if len(values) == 1 else values
+    seeds = seeds * B if len(seeds) == 1 else seeds
+    hyper = values if name else [0.0] * B
+    problem_ = _Problem(loss, problem, hyper, seeds, init_scale)
     x = problem_.x0.clone()
     traj = _new_trajectory(problem_.B)
     which = range(problem_.B)
@@ -478,7 +485,7 @@ def gradient_descent(loss: str, problem: UFMProblem, *, lr: float = 0.1, steps: 
     if not bool(torch.isfinite(f).all()):
         raise ValueError(f"gradient descent diverged (lr={lr}); use a smaller lr")
     out = _solutions(problem_, x, f, torch.full((problem_.B,), steps), torch.zeros(problem_.B, dtype=torch.bool),
-                     traj, loss, name, values if name else [0.0])
+                     traj, loss, name, values if name else [0.0] * B)
     for i, sol in enumerate(out):
         if snapshots:
             sol.trajectory["snapshots"] = [{"W": W[i], "H": H[i], "b": b[i]} for W, H, b in kept]

@@ -75,6 +75,9 @@ def test_one_value_one_solution_many_values_a_list():
         ufm.solve("ls", PROBLEM, alpha=[0.1, 0.2])
     assert isinstance(ufm.solve_batch("ls", PROBLEM, alpha=0.1), list)
     assert len(ufm.gradient_descent("ls", PROBLEM, alpha=0.1, steps=5, record_every=0)) == 1
+    runs = ufm.gradient_descent("ls", PROBLEM, alpha=0.1, steps=5, record_every=0, seeds=[0, 1, 2])
+    single = ufm.gradient_descent("ls", PROBLEM, alpha=0.1, steps=5, record_every=0, seeds=[1])[0]
+    assert len(runs) == 3 and runs[1].objective == pytest.approx(single.objective, rel=1e-12)
 
 
 def test_gradient_descent_records_and_descends():

@@ -13,13 +13,16 @@ import torch
 
 from ._base import PerSampleLoss
 from ._registry import LossSpec
-from ._stable import nll_every_class, nll_true_class
+from ._stable import differences, nll_true_class
 from ._validation import check_alpha
 
 
 def label_smoothing(logits: torch.Tensor, targets: torch.Tensor, alpha=0.1) -> torch.Tensor:
-    """Per-sample ``(1 - alpha)(-log p_y) + alpha mean_j(-log p_j)``: a sum of non-negative
-    terms, each exact (see ``_stable``), so the sum is accurate for any logits.
+    """Per-sample ``(1 - alpha)(-log p_y) + alpha mean_j(-log p_j)``, to a few ulps.
+
+    With ``t`` the largest logit and ``d_j = z_t - z_j >= 0`` (an exact difference), every
+    ``-log p_j = -log p_t + d_j``, so the loss is ``-log p_t + (1 - alpha) d_y + alpha mean_j d_j``:
+    a sum of non-negative terms, nothing cancels, and only one log-probability is computed.
 
     Args:
         logits: ``(..., K)``; targets: broadcastable to ``logits.shape[:-1]``.
@@ -30,8 +33,11 @@ def label_smoothing(logits: torch.Tensor, targets: torch.Tensor, alpha=0.1) -> t
         >>> label_smoothing(z, torch.tensor([0]), 0.1)
         tensor([0.4187])
     """
-    nll = nll_true_class(logits, targets)
-    return (1.0 - alpha) * nll + alpha * nll_every_class(logits).mean(-1)
+    top = logits.argmax(-1)
+    hi, lo, _ = differences(logits, top)            # z_j - z_t <= 0
+    below_top = -(hi + lo)
+    below_y = below_top.gather(-1, targets.expand(logits.shape[:-1]).unsqueeze(-1)).squeeze(-1)
+    return nll_true_class(logits, top) + (1.0 - alpha) * below_y + alpha * below_top.mean(-1)
 
 
 def label_smoothing_at_margin(m, K: int, alpha=0.1) -> np.ndarray:
