@@ -1,6 +1,7 @@
 # `make book`: build the HTML book on the CPU (chapters executed by papermill at book parameters).
-# `make test`: everything CI checks: unit tests, every chapter through nbval at small parameters,
-#              the book build (warnings are errors), and the headless-browser checks of every page.
+# `make test`: everything CI checks: unit tests, the GPU command rehearsed on the CPU, the book
+#              build (warnings are errors), every chapter through nbval at small parameters, and the
+#              headless-browser checks of every page.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -10,7 +11,10 @@ CHAPTERS := $(wildcard book/*.ipynb)
 EXECUTED := $(patsubst book/%.ipynb,_build/src/book/%.ipynb,$(CHAPTERS))
 PACKAGE := $(shell find ncrepro -name '*.py') pyproject.toml
 RESULTS := $(shell find data/results -name '*.json' 2>/dev/null)
-STATIC := $(wildcard book/*.md) _config.yml _toc.yml scripts/stage_book.py
+STATIC := $(wildcard book/*.md) $(wildcard book/*.bib) $(wildcard book/_ext/*) _config.yml _toc.yml scripts/stage_book.py
+# The scorecard reads what the other chapters glued, the status page their execution times.
+SUMMARIES := _build/src/book/scorecard.ipynb _build/src/book/status.ipynb
+CONTENT := $(filter-out $(SUMMARIES),$(EXECUTED))
 
 .PHONY: book test unit nbval browser install benchmarks clean prepare-gpu rehearse-gpu
 
@@ -34,10 +38,13 @@ _build/src/book/%.ipynb: book/%.ipynb $(PACKAGE) $(INSTALLED)
 	NCREPRO_STATIC=1 $(PY) -m papermill --cwd book --no-progress-bar $< $(@:.ipynb=.part.ipynb)
 	mv $(@:.ipynb=.part.ipynb) $@
 
-# The real-networks chapter reads the committed training results.
-_build/src/book/real-networks.ipynb: $(RESULTS)
+# The real-networks and equivalence chapters read the committed training results.
+_build/src/book/real-networks.ipynb _build/src/book/equivalence.ipynb: $(RESULTS)
+_build/src/book/scorecard.ipynb: $(CONTENT)
+_build/src/book/status.ipynb: $(CONTENT) _build/src/book/scorecard.ipynb
 
-test: unit rehearse-gpu nbval book browser
+# The book is built before nbval: the scorecard and status pages read the executed chapters.
+test: unit rehearse-gpu book nbval browser
 
 unit: $(INSTALLED)
 	$(PY) -m pytest tests --ignore=tests/browser

@@ -32,21 +32,11 @@ def write_if_changed(path: Path, text: str) -> None:
 
 
 def build_identity() -> str:
-    """``ncrepro <version>, commit <sha>`` of the tree the book is built from (``-dirty`` when
-    tracked files differ from the commit)."""
-    import subprocess
-
+    """``ncrepro <version>, commit <sha>`` of the tree the book is built from."""
     from ncrepro import __version__
+    from ncrepro.report import build_commit
 
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
-        sha += "-dirty" if dirty else ""
-    except (OSError, subprocess.CalledProcessError):
-        sha = "unknown"
-    return f"ncrepro {__version__}, commit {sha}"
+    return f"ncrepro {__version__}, commit {build_commit()[:10]}{'-dirty' if build_commit().endswith('-dirty') else ''}"
 
 
 def config_with_footer() -> str:
