@@ -44,6 +44,7 @@ import torch
 from . import _io
 from ._cli import OneLineParser, run_guarded
 from ._io import REPO_ROOT
+from .cluster import DEFAULT_LOCK_EXPIRY_HOURS, LockHeld, RunLock, lock_path, lock_state
 from .data import DataSplits, load_dataset, make_splits
 from .losses import LOSSES, loss_spec
 from .train import (EXECUTION_SETTINGS, DeadlineReached, Throughput, TrainConfig, check_result, checkpoint_path,
@@ -57,9 +58,12 @@ __all__ = [
     "run_protocol",
     "SweepReport",
     "summary_table",
+    "progress_summary",
     "export_results",
     "import_results",
     "load_results",
+    "finished_result",
+    "run_states",
     "group_results",
     "result_set_summary",
     "accuracy_grid",
@@ -275,7 +279,7 @@ def ordered_runs(proto: dict) -> list[tuple[str, TrainConfig]]:
 # Results
 
 
-def _finished(path: Path, config: TrainConfig) -> dict | None:
+def finished_result(path: Path, config: TrainConfig) -> dict | None:
     """The finished result at ``path`` for ``config``; None if there is none.
 
     Raises ValueError when ``path`` holds something else (a damaged file, or a result of
@@ -313,7 +317,7 @@ def load_results(protocol: str | dict, *, results_dir: Path | None = None) -> li
     varying = sorted(k for k in identities[0] if len({json.dumps(x[k]) for x in identities}) > 1)
     out = []
     for (name, config), ident in zip(runs, identities):
-        result = _finished(folder / f"{name}.json", config)
+        result = finished_result(folder / f"{name}.json", config)
         if result is not None:
             out.append(dict(result, run=name, grid={k: ident[k] for k in varying}))
     return out
@@ -432,12 +436,14 @@ class SweepReport:
     skipped: list[str] = field(default_factory=list)       # not started: would not fit the budget
     partial: list[str] = field(default_factory=list)       # stopped at an epoch boundary by the budget
     pending: list[str] = field(default_factory=list)       # not reached
+    running: list[str] = field(default_factory=list)       # locked by another live process
     results: list[dict] = field(default_factory=list)
     stopped_by_budget: bool = False
 
     def line(self) -> str:
         return (f"done {len(self.done)}, finished earlier {len(self.earlier)}, skipped (budget) "
-                f"{len(self.skipped)}, partial {len(self.partial)}, pending {len(self.pending)}")
+                f"{len(self.skipped)}, partial {len(self.partial)}, running elsewhere {len(self.running)}, "
+                f"pending {len(self.pending)}")
 
 
 def _rate_key(config: TrainConfig) -> tuple:
@@ -472,7 +478,7 @@ class _SplitCache:
 
 def run_protocol(name_or_path: str, *, results_dir: Path | None = None, device: str | None = None,
                  compile: str | None = None, budget_minutes: float | None = None, progress: bool = True,
-                 log=print) -> SweepReport:
+                 lock_expiry_hours: float = DEFAULT_LOCK_EXPIRY_HOURS, log=print) -> SweepReport:
     """Run (or finish) the pending runs of a protocol in its priority order.
 
     With ``budget_minutes`` a run starts only when its estimated time fits what is left (runs
@@ -500,7 +506,7 @@ def run_protocol(name_or_path: str, *, results_dir: Path | None = None, device: 
             config.compile = compile
         tag = f"[{i}/{len(runs)}] {name}"
         out = out_dir / f"{name}.json"
-        done = _finished(out, config)
+        done = finished_result(out, config)
         if done is not None:
             report.earlier.append(name)
             report.results.append(done)
@@ -524,10 +530,16 @@ def run_protocol(name_or_path: str, *, results_dir: Path | None = None, device: 
                 report.skipped.append(name)
                 continue
         state = "resuming" if checkpoint_path(out).exists() else "starting"
-        log(f"{tag}: {state}" + ("" if deadline is None else f" (estimated {estimate / 60:.1f} min)"))
         t0 = time.time()
         try:
-            result = train(config, out, resume=True, progress=progress, splits=splits, log=log, deadline=deadline)
+            with RunLock(out, lock_expiry_hours):
+                log(f"{tag}: {state}" + ("" if deadline is None else f" (estimated {estimate / 60:.1f} min)"))
+                result = train(config, out, resume=True, progress=progress, splits=splits, log=log, deadline=deadline)
+        except LockHeld as held:
+            log(f"{tag}: skipped, running elsewhere ({held.info.get('host')} pid {held.info.get('pid')} since "
+                f"{held.info.get('started')})")
+            report.running.append(name)
+            continue
         except DeadlineReached as err:
             log(f"{tag}: {err}; the checkpoint is kept")
             report.partial.append(name)
@@ -560,6 +572,37 @@ def _check_outputs(out_dir: Path) -> None:
         raise ValueError(f"{out_dir}: cannot write results there ({err.strerror or err})") from None
 
 
+def progress_summary(proto: dict, results_dir: Path | None = None) -> str:
+    """The result table, then the accelerator- and CPU-hours spent, and an estimate of what the
+    pending runs will take from the measured seconds per epoch of finished runs of the same
+    network (architecture and width) on the same kind of device."""
+    results = load_results(proto, results_dir=results_dir)
+    lines = [summary_table(results)] if results else ["no finished run yet"]
+    spent = {"gpu": 0.0, "cpu": 0.0}
+    per_epoch: dict[tuple, list[float]] = {}
+    for r in results:
+        kind = "gpu" if r["provenance"]["device"].startswith("cuda") else "cpu"
+        spent[kind] += r["provenance"]["wall_seconds"] / 3600
+        key = (r["config"]["arch"], r["config"]["width"], kind)
+        per_epoch.setdefault(key, []).append(r["provenance"]["wall_seconds"] / r["config"]["epochs"])
+    todo = [config for name, config in protocol_runs(proto)
+            if finished_result(_results_dir(proto, results_dir) / f"{name}.json", config) is None]
+    estimate = {"gpu": 0.0, "cpu": 0.0}
+    unknown = 0
+    for config in todo:
+        kind = "cpu" if config.device == "cpu" else "gpu"
+        seconds = per_epoch.get((config.arch, config.width, kind))
+        if seconds:
+            estimate[kind] += config.epochs * sum(seconds) / len(seconds) / 3600
+        else:
+            unknown += 1
+    lines.append(f"spent: {spent['gpu']:.2f} GPU-hours, {spent['cpu']:.2f} CPU-hours on {len(results)} finished run(s)")
+    lines.append(f"to finish {len(todo)} run(s): about {estimate['gpu']:.2f} GPU-hours and {estimate['cpu']:.2f} "
+                 f"CPU-hours from measured epoch times" + (f"; {unknown} run(s) have no measured network yet"
+                                                           if unknown else ""))
+    return "\n".join(lines)
+
+
 def summary_table(results: list[dict]) -> str:
     header = (f"{'arch':8} {'width':>6} {'epochs':>6} {'loss':5} {'seed':>4} {'train':>6} {'clean':>6} "
               f"{'test@bv':>7} {'NC1':>9} {'NC2':>7} {'NC3':>7} {'NC4':>6}")
@@ -575,14 +618,20 @@ def summary_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_states(proto: dict, results_dir: Path | None = None) -> list[tuple[str, str]]:
-    """``(run name, state)`` in priority order: ``done``, ``partial (epoch k of n)`` or ``pending``."""
+def run_states(proto: dict, results_dir: Path | None = None,
+               lock_expiry_hours: float = DEFAULT_LOCK_EXPIRY_HOURS) -> list[tuple[str, str]]:
+    """``(run name, state)`` in priority order: ``done``, ``running (host pid, since ...)``,
+    ``partial (epoch k of n)`` or ``pending``."""
     out_dir = _results_dir(proto, results_dir)
     states = []
     for name, config in ordered_runs(proto):
         out = out_dir / f"{name}.json"
-        if _finished(out, config) is not None:
+        if finished_result(out, config) is not None:
             states.append((name, "done"))
+            continue
+        holder = lock_state(lock_path(out), lock_expiry_hours)
+        if holder is not None:
+            states.append((name, f"running ({holder['host']} pid {holder['pid']}, since {holder['started']})"))
             continue
         ckpt = checkpoint_path(out)
         if ckpt.exists():
@@ -775,26 +824,71 @@ def main(argv: list[str] | None = None) -> int:
                    help="override the torch.compile mode of the training step")
     p.add_argument("--budget-minutes", type=float, default=None,
                    help="start a run only if its measured-throughput estimate fits the minutes left")
-    p.add_argument("--list", action="store_true", help="show each run as done, partial or pending, then exit")
+    p.add_argument("--list", action="store_true",
+                   help="show each run as done, running (where, since when), partial (epoch k of n) or pending")
+    p.add_argument("--summary", action="store_true",
+                   help="print the result table and the GPU/CPU-hours spent and estimated to finish, then exit")
     p.add_argument("--check", action="store_true",
                    help="check in seconds that this machine can run the protocol (device, data), then exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--executor", choices=["inline", "local", "slurm"], default="inline",
+                   help="inline: this process; local: one process per --devices entry; slurm: one job array "
+                        "(both through submitit)")
+    p.add_argument("--devices", default="cpu", help="local executor: comma-separated devices, one worker each "
+                                                    "(cuda:0,cuda:1 or cpu,cpu)")
+    p.add_argument("--slurm-partition", default=None, help="slurm executor: the partition")
+    p.add_argument("--slurm-time", type=int, default=24 * 60, help="slurm executor: minutes per task")
+    p.add_argument("--slurm-gpus-per-task", type=int, default=1, help="slurm executor: GPUs per task")
+    p.add_argument("--slurm-array-parallelism", type=int, default=64, help="slurm executor: tasks running at once")
+    p.add_argument("--slurm-extra", action="append", default=[], metavar="KEY=VALUE",
+                   help="slurm executor: any other sbatch option, passed through (repeatable)")
+    p.add_argument("--dry-run", action="store_true", help="slurm executor: print the job script, submit nothing")
+    p.add_argument("--lock-expiry-hours", type=float, default=DEFAULT_LOCK_EXPIRY_HOURS,
+                   help="a run's lock from another host counts as stale after this long")
     args, code = p.parse_or_code(argv)
     if args is None:
         return code
 
     def action():
-        if args.list or args.check:
+        if args.list or args.check or args.summary:
             proto = load_protocol(args.protocol)
             if args.check:
                 print(_check_environment(proto, args.device))
-                return 0
-            for name, state in run_states(proto, args.results_dir):
-                print(f"{state:24} {name}")
+            elif args.summary:
+                print(progress_summary(proto, args.results_dir))
+            else:
+                for name, state in run_states(proto, args.results_dir, args.lock_expiry_hours):
+                    print(f"{state:24} {name}")
+            return 0
+        if args.executor == "local":
+            from .cluster import submit_local
+
+            devices = [d.strip() for d in args.devices.split(",") if d.strip()]
+            jobs = submit_local(args.protocol, devices, results_dir=args.results_dir,
+                                lock_expiry_hours=args.lock_expiry_hours)
+            print(f"{len(jobs)} local worker(s) on {', '.join(devices)}; logs in {jobs[0].paths.folder}", flush=True)
+            trained = [name for job in jobs for name in job.result()]
+            print(f"trained {len(trained)} run(s): {', '.join(trained) or 'none'}")
+            return 0
+        if args.executor == "slurm":
+            from .cluster import squeue_hint, submit_slurm
+
+            out = submit_slurm(args.protocol, results_dir=args.results_dir, partition=args.slurm_partition,
+                               time_min=args.slurm_time, gpus_per_task=args.slurm_gpus_per_task,
+                               array_parallelism=args.slurm_array_parallelism, extra=args.slurm_extra,
+                               dry_run=args.dry_run, lock_expiry_hours=args.lock_expiry_hours)
+            if not out["runs"]:
+                print("nothing to submit: every run is done or running")
+            elif args.dry_run:
+                print(f"dry run: one array of {len(out['runs'])} task(s) would be submitted with this script:")
+                print(out["script"])
+            else:
+                print(f"submitted job array {out['job_id']} with {len(out['runs'])} task(s); logs in {out['logs']}")
+                print(squeue_hint(out["job_id"]))
             return 0
         run_protocol(args.protocol, results_dir=args.results_dir, device=args.device, compile=args.compile,
                      budget_minutes=args.budget_minutes, progress=not args.no_progress,
-                     log=lambda m: print(m, flush=True))
+                     lock_expiry_hours=args.lock_expiry_hours, log=lambda m: print(m, flush=True))
         return 0
 
     return run_guarded(p.prog, action, "interrupted; run the same command again to resume")
