@@ -16,7 +16,7 @@ STATIC := $(wildcard book/*.md) $(wildcard book/*.bib) $(wildcard book/_ext/*) _
 SUMMARIES := _build/src/book/scorecard.ipynb _build/src/book/status.ipynb
 CONTENT := $(filter-out $(SUMMARIES),$(EXECUTED))
 
-.PHONY: book test unit nbval browser install benchmarks clean prepare-gpu rehearse-gpu
+.PHONY: book test unit lint nbval browser install benchmarks clean prepare-gpu rehearse-gpu
 
 book: $(INSTALLED) $(EXECUTED) $(STATIC)
 	$(PY) scripts/stage_book.py
@@ -44,7 +44,13 @@ _build/src/book/scorecard.ipynb: $(CONTENT)
 _build/src/book/status.ipynb: $(CONTENT) _build/src/book/scorecard.ipynb
 
 # The book is built before nbval: the scorecard and status pages read the executed chapters.
-test: unit rehearse-gpu book nbval browser
+test: lint unit rehearse-gpu book nbval browser
+
+# ruff (pinned in requirements.txt) over the package, tests, benchmarks and scripts, and over the
+# chapters with a 100-character limit: no reader scrolls sideways through a code cell.
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check ncrepro tests benchmarks scripts
+	$(VENV)/bin/ruff check --line-length 100 book
 
 unit: $(INSTALLED)
 	$(PY) -m pytest tests --ignore=tests/browser

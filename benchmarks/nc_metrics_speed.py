@@ -15,7 +15,8 @@ import time
 import numpy as np
 import torch
 
-from ncrepro.metrics import nc_metrics, textbook_nc_metrics as textbook
+from ncrepro.metrics import nc_metrics
+from ncrepro.metrics import textbook_nc_metrics as textbook
 
 
 def main() -> None:

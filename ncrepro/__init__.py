@@ -13,8 +13,20 @@ The public API, re-exported explicitly:
 """
 
 from ._version import __version__
-from .losses import (LOSSES, CrossEntropyLoss, FocalLoss, LabelSmoothingLoss, LossSpec, MSELoss, cross_entropy, focal,
-                     get_loss, label_smoothing, mse, register_loss)
+from .losses import (
+                     LOSSES,
+                     CrossEntropyLoss,
+                     FocalLoss,
+                     LabelSmoothingLoss,
+                     LossSpec,
+                     MSELoss,
+                     cross_entropy,
+                     focal,
+                     get_loss,
+                     label_smoothing,
+                     mse,
+                     register_loss,
+)
 from .metrics import NCMetricsAccumulator, nc_metrics
 from .problem import UFMProblem
 

@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ._paths import cache_root, resolve_data_path
+
 __all__ = [
     "CIFAR_MEAN",
     "CIFAR_STD",
@@ -46,7 +48,6 @@ __all__ = [
     "balanced_subset",
     "augment_batch",
     "normalize_batch",
-    "DEFAULT_CACHE_DIR",
     "pack_dataset",
     "main",
 ]
@@ -55,8 +56,7 @@ CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2023, 0.1994, 0.2010)
 SPLIT_SEED = 1
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm")
-_REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CACHE_DIR = _REPO_ROOT / "data" / "cache"
+_DEFAULT = object()   # "the project's cache folder", resolved when the data loads
 
 
 @dataclass
@@ -423,7 +423,7 @@ def _load_torchvision(root: Path, name: str, download: bool) -> tuple[ImageSet, 
 
 
 def load_dataset(path: str | os.PathLike, *, download: bool = False,
-                 cache_dir: str | os.PathLike | None = DEFAULT_CACHE_DIR) -> tuple[ImageSet, ImageSet, dict]:
+                 cache_dir: str | os.PathLike | None = _DEFAULT) -> tuple[ImageSet, ImageSet, dict]:
     """Load (train, test, description) from a torchvision CIFAR root or an ImageFolder tree.
 
     ``path`` may also be ``cifar10:<root>`` or ``cifar100:<root>`` to name the torchvision set
@@ -439,9 +439,9 @@ def load_dataset(path: str | os.PathLike, *, download: bool = False,
         if download:
             root_path.mkdir(parents=True, exist_ok=True)
         return _load_torchvision(root_path, name, download)
-    root = Path(spec)
-    if not root.is_absolute() and not root.exists() and (_REPO_ROOT / root).exists():
-        root = _REPO_ROOT / root  # protocols name paths relative to the repository
+    if cache_dir is _DEFAULT:
+        cache_dir = cache_root()
+    root = resolve_data_path(spec)
     if not root.exists():
         raise ValueError(f"{root}: dataset path does not exist (expected a torchvision CIFAR root, "
                          f"an ImageFolder tree with train/ and test/, or a dataset pack)")

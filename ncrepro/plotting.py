@@ -116,6 +116,14 @@ def slider_figure(steps: Sequence[tuple[str, Sequence[go.BaseTraceType]]], *, fi
                 fig.add_trace(t, row=rows_cols[j][0], col=rows_cols[j][1])
             else:
                 fig.add_trace(t)
+    if len(steps) == 1:
+        # plotly draws no slider with a single position; say which setting is shown instead.
+        label = steps[0][0]
+        for t in fig.data[n_fixed:]:
+            t.visible = True
+        fig.update_layout(title=dict(text=f"{fig.layout.title.text + ' · ' if fig.layout.title.text else ''}"
+                                          f"{prefix}{label}"))
+        return fig
     slider_steps = []
     for i, (label, _) in enumerate(steps):
         visible = [True] * n_fixed + [k // per_step == i for k in range(per_step * len(steps))]
@@ -309,9 +317,9 @@ def _nc_traces(results: list, baselines: dict | None, keys, x_key: str) -> list:
         pts = [e for e in r["epochs"] if e.get("nc1") is not None]
         for col, key in enumerate(keys, 1):
             axis = "" if col == 1 else str(col)
-            traces.append(go.Scatter(x=[e[x_key] for e in pts], y=[e[key] for e in pts], name=LOSS_LABELS.get(loss, loss),
-                                     legendgroup=loss, showlegend=col == 1, line=dict(color=color, width=2.5),
-                                     xaxis=f"x{axis}", yaxis=f"y{axis}"))
+            traces.append(go.Scatter(x=[e[x_key] for e in pts], y=[e[key] for e in pts],
+                                     name=LOSS_LABELS.get(loss, loss), legendgroup=loss, showlegend=col == 1,
+                                     line=dict(color=color, width=2.5), xaxis=f"x{axis}", yaxis=f"y{axis}"))
         axis = str(len(keys) + 1)
         traces.append(go.Scatter(x=[e[x_key] for e in pts], y=[e["test_acc"] for e in pts], name=f"{loss} test",
                                  legendgroup=loss, showlegend=False, line=dict(color=color, width=3),
@@ -319,24 +327,23 @@ def _nc_traces(results: list, baselines: dict | None, keys, x_key: str) -> list:
         traces.append(go.Scatter(x=[e[x_key] for e in r["epochs"]], y=[e["train_acc"] for e in r["epochs"]],
                                  name=f"{loss} train", legendgroup=loss, showlegend=False,
                                  line=dict(color=color, width=1), xaxis=f"x{axis}", yaxis=f"y{axis}"))
-    span = [min(e[x_key] for r in results for e in r["epochs"]), max(e[x_key] for r in results for e in r["epochs"])]
+    steps = [e[x_key] for r in results for e in r["epochs"]]
+    span = [min(steps), max(steps)]
     for col, key in enumerate(keys, 1):
         axis = "" if col == 1 else str(col)
         value = (baselines or {}).get(key)
         # A dashed line at the value random geometry has (invisible where there is none).
         traces.append(go.Scatter(x=span, y=[value, value] if value is not None else [None, None], mode="lines",
-                                 name="random geometry", showlegend=False, line=dict(color="grey", dash="dash", width=1),
-                                 xaxis=f"x{axis}", yaxis=f"y{axis}"))
+                                 name="random geometry", showlegend=False,
+                                 line=dict(color="grey", dash="dash", width=1), xaxis=f"x{axis}", yaxis=f"y{axis}"))
     return traces
 
 
 def _nc_layout(keys):
     from plotly.subplots import make_subplots
 
-    panels = list(keys) + ["accuracy"]
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[p.upper() if p != "accuracy" else
-                                                                  "test (thick), train (thin) accuracy" for p in panels],
-                        horizontal_spacing=0.06)
+    titles = [key.upper() for key in keys] + ["test (thick), train (thin) accuracy"]
+    fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles, horizontal_spacing=0.06)
     for col in range(1, len(keys) + 1):
         fig.update_yaxes(type="log", row=1, col=col)
     fig.update_xaxes(title_text="epoch")

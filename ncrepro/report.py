@@ -15,12 +15,12 @@ from importlib import metadata
 from pathlib import Path
 
 from . import _io
-from ._io import REPO_ROOT
+from ._paths import project_root
 
 __all__ = ["EXECUTED_DIR", "read_glued", "chapter_duration", "package_versions", "build_commit", "VERDICTS"]
 
 #: Where ``make book`` leaves the executed chapters.
-EXECUTED_DIR = REPO_ROOT / "_build" / "src" / "book"
+EXECUTED_DIR = project_root() / "_build" / "src" / "book"
 
 #: The scorecard's verdicts, from strongest to weakest support.
 VERDICTS = ("reproduced", "partly", "not tested at this scale", "contradicted")

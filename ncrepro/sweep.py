@@ -1,7 +1,7 @@
 """Run a named protocol: a grid of training runs, resumable, budgeted, one result JSON per run.
 
-A protocol is a JSON file in ``protocols/`` (or any path), checked against
-``protocols/protocol.schema.json``::
+A protocol is a JSON file in ``ncrepro/protocols/`` (shipped with the package) or any path, checked against
+``ncrepro/protocols/protocol.schema.json``::
 
     {"name": "cifar10-cpu",
      "description": "...",
@@ -43,12 +43,22 @@ import torch
 
 from . import _io
 from ._cli import OneLineParser, run_guarded
-from ._io import REPO_ROOT
+from ._paths import PROTOCOL_DIR, resolve_data_path, results_root
 from .cluster import DEFAULT_LOCK_EXPIRY_HOURS, LockHeld, RunLock, lock_path, lock_state
 from .data import DataSplits, load_dataset, make_splits
 from .losses import LOSSES, loss_spec
-from .train import (EXECUTION_SETTINGS, DeadlineReached, Throughput, TrainConfig, check_result, checkpoint_path,
-                    differing_settings, measure_throughput, read_result, train)
+from .train import (
+    EXECUTION_SETTINGS,
+    DeadlineReached,
+    Throughput,
+    TrainConfig,
+    check_result,
+    checkpoint_path,
+    differing_settings,
+    measure_throughput,
+    read_result,
+    train,
+)
 
 __all__ = [
     "load_protocol",
@@ -68,12 +78,10 @@ __all__ = [
     "result_set_summary",
     "accuracy_grid",
     "PROTOCOL_DIR",
-    "RESULTS_DIR",
+    "results_root",
     "SCHEMA_PATH",
 ]
 
-PROTOCOL_DIR = REPO_ROOT / "protocols"
-RESULTS_DIR = REPO_ROOT / "data" / "results"
 SCHEMA_PATH = PROTOCOL_DIR / "protocol.schema.json"
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 _INT_FIELDS = {"epochs", "batch_size", "seed", "val_size", "eval_every", "train_subset", "val_subset",
@@ -292,11 +300,6 @@ def finished_result(path: Path, config: TrainConfig) -> dict | None:
     if diff:
         raise ValueError(f"{path}: holds a result with other settings ({', '.join(diff)}); move it away first")
     return result
-
-
-def results_root() -> Path:
-    """Where protocols' result folders live: ``$NCREPRO_RESULTS`` if set, else ``data/results``."""
-    return Path(os.environ["NCREPRO_RESULTS"]) if os.environ.get("NCREPRO_RESULTS") else RESULTS_DIR
 
 
 def _results_dir(proto: dict, results_dir) -> Path:
@@ -757,7 +760,7 @@ def _import_main(argv: list[str]) -> int:
     p.add_argument("archive", help="a .tar.gz written by `python -m ncrepro.sweep export` (or scripts/gpu-sweep.sh)")
     p.add_argument("--results-dir", type=Path, default=None, help="default: data/results/<protocol>/")
     p.add_argument("--protocol", default=None, help="the protocol file to check against (default: the one named "
-                                                    "in the archive's manifest, from protocols/)")
+                                                    "in the archive's manifest, from ncrepro/protocols/)")
     args, code = p.parse_or_code(argv)
     if args is None:
         return code
@@ -797,9 +800,7 @@ def _check_environment(proto: dict, device: str | None) -> str:
     for data in datasets:
         if data.startswith(("cifar10:", "cifar100:")):
             continue
-        path = Path(data)
-        if not path.is_absolute() and not path.exists():
-            path = REPO_ROOT / path
+        path = resolve_data_path(data)
         if not path.exists():
             raise ValueError(f"dataset {data!r} not found (a pack is made with: python -m ncrepro.data pack SRC DEST)")
     where = torch.cuda.get_device_name(0) if dev.startswith("cuda") else f"cpu, {torch.get_num_threads()} threads"
@@ -816,7 +817,8 @@ def main(argv: list[str] | None = None) -> int:
     p = OneLineParser(prog="python -m ncrepro.sweep", description=__doc__.split("\n\n")[0],
                       epilog="Also: `python -m ncrepro.sweep export PROTOCOL ARCHIVE` and "
                              "`python -m ncrepro.sweep import ARCHIVE`.")
-    p.add_argument("protocol", help="a name in protocols/ (cifar10-cpu, book-gpu, paper-cifar10, smoke, ...) or a path")
+    p.add_argument("protocol", help="a protocol's name (cifar10-cpu, book-gpu, paper-cifar10, smoke, ...: the "
+                                    "files in ncrepro/protocols/) or the path of a protocol file")
     p.add_argument("--results-dir", type=Path, default=None, help="default: data/results/<protocol name>/")
     p.add_argument("--device", default=None, help="override the protocol's device (auto, cpu, cuda)")
     p.add_argument("--compile", default=None, choices=["auto", "off", "default", "reduce-overhead", "max-autotune",

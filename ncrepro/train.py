@@ -34,8 +34,14 @@ from . import _io
 from ._cli import OneLineParser, run_guarded
 from .data import DataSplits, augment_batch, load_dataset, make_splits, normalize_batch
 from .losses import LOSSES, get_loss, loss_spec
-from .metrics import (class_geometry, expected_calibration_error, linear_probe_accuracy, logit_margins,
-                      nc_metrics, nearest_class_mean_accuracy)
+from .metrics import (
+    class_geometry,
+    expected_calibration_error,
+    linear_probe_accuracy,
+    logit_margins,
+    nc_metrics,
+    nearest_class_mean_accuracy,
+)
 from .models import ARCHITECTURES, build_model
 
 __all__ = [

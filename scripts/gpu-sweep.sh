@@ -25,7 +25,7 @@ device=${3:-cuda}
 [[ $minutes =~ ^[0-9]+([.][0-9]+)?$ ]] && [[ $minutes != 0 && ! $minutes =~ ^0+(\.0+)?$ ]] \
     || die "MINUTES must be a positive number, got '$minutes'"
 [[ $device == cuda || $device == cpu || $device =~ ^cuda:[0-9]+$ ]] || die "DEVICE must be cuda, cuda:N or cpu, got '$device'"
-[ -d ncrepro ] && [ -d protocols ] || die "run me from the repository root (no ncrepro/ or protocols/ here)"
+[ -d ncrepro/protocols ] || die "run me from the repository root (no ncrepro/protocols/ here)"
 
 out=${OUT:-./gpu-out}
 mkdir -p "$out" 2>/dev/null && [ -w "$out" ] || die "cannot write to the output folder $out"

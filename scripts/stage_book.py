@@ -44,11 +44,15 @@ def config_with_footer() -> str:
     import yaml
 
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    config.setdefault("html", {})["extra_footer"] = (
+    # Into the theme options themselves: `sphinx.config.html_theme_options` replaces the
+    # options Jupyter Book derives from `html:`, so `html.extra_footer` would be dropped.
+    theme_options = config.setdefault("sphinx", {}).setdefault("config", {}).setdefault("html_theme_options", {})
+    theme_options["extra_footer"] = (
         f'<p class="ncrepro-build">Built from {build_identity()}. '
         # Every page lives in book/, beside the status page.
         f'<a href="status.html">Status</a>: execution times, versions, devices.</p>')
-    return "# Staged by scripts/stage_book.py from the repository's _config.yml.\n" + yaml.safe_dump(config, sort_keys=False)
+    header = "# Staged by scripts/stage_book.py from the repository's _config.yml.\n"
+    return header + yaml.safe_dump(config, sort_keys=False)
 
 
 def main() -> int:

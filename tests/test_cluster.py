@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
-
 from _tiny_data import make_image_folder
+
 from ncrepro import sweep
-from ncrepro.cluster import LockHeld, RunLock, SweepWorker, lock_path, lock_state, submit_local, submit_slurm
+from ncrepro.cluster import LockHeld, RunLock, SweepWorker, lock_path, lock_state, submit_local
 from ncrepro.train import checkpoint_path
 
 pytest.importorskip("submitit")
@@ -29,7 +29,7 @@ def tiny_protocol(tmp_path, name="tiny", epochs=2, losses=("ce", "ls", "fl", "ms
 
 def test_lock_is_exclusive_and_stale_locks_are_taken_over(tmp_path):
     out = tmp_path / "run.json"
-    with RunLock(out) as lock:
+    with RunLock(out):
         assert lock_path(out).exists() and lock_state(lock_path(out))["pid"] == os.getpid()
         with pytest.raises(LockHeld, match="held by"):
             RunLock(out).acquire()

@@ -3,10 +3,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from _tiny_data import CLASSES, make_image_folder
-from ncrepro.data import (CIFAR_MEAN, CIFAR_STD, augment_batch, balanced_subset, load_dataset, make_splits,
-                          normalize_batch)
+
+from ncrepro.data import (
+    CIFAR_MEAN,
+    CIFAR_STD,
+    augment_batch,
+    balanced_subset,
+    load_dataset,
+    make_splits,
+    normalize_batch,
+)
 
 JPEG = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "cifar10-jpeg"
 
@@ -129,10 +136,11 @@ def test_pack_round_trip_is_exact(tmp_path):
 
 
 def test_pack_header_is_shared():
-    from ncrepro.data import _jpeg_header  # the header parser is this module's own detail
-
     import io
+
     from PIL import Image
+
+    from ncrepro.data import _jpeg_header  # the header parser is this module's own detail
     buf = io.BytesIO()
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(buf, format="JPEG", quality=75)
     data = buf.getvalue()

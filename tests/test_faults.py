@@ -7,13 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-
 from _tiny_data import make_image_folder
+
 from ncrepro import UFMProblem, _io, theory, ufm
 from ncrepro import train as train_mod
 from ncrepro.train import TrainConfig, checkpoint_path, main, train

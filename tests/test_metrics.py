@@ -171,8 +171,12 @@ def test_basis_free_comparisons():
 
 
 def test_calibration_margins_and_probes():
-    from ncrepro.metrics import (expected_calibration_error, linear_probe_accuracy, logit_margins,
-                                 nearest_class_mean_accuracy)
+    from ncrepro.metrics import (
+        expected_calibration_error,
+        linear_probe_accuracy,
+        logit_margins,
+        nearest_class_mean_accuracy,
+    )
 
     logits = torch.tensor([[3.0, 0.0, 0.0], [0.0, 1.0, -1.0]], dtype=torch.float64)
     labels = torch.tensor([0, 0])

@@ -15,6 +15,14 @@ def test_slider_switches_groups_and_keeps_fixed_traces():
         slider_figure([("a", [go.Scatter()]), ("b", [])])
 
 
+def test_single_step_gets_no_slider_but_names_its_setting():
+    # plotly draws no slider for one position, so the figure must not carry a dead one.
+    fig = slider_figure([("width 1/16", [go.Scatter(y=[1, 2])])], prefix="setting: ")
+    assert not fig.layout.sliders
+    assert fig.data[0].visible is True
+    assert "setting: width 1/16" in fig.layout.title.text
+
+
 def test_live_controls_redraw_when_moved():
     calls = []
 

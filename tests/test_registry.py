@@ -5,8 +5,8 @@ appears in get_loss, the UFM solver and theory, the command line, run names and 
 import numpy as np
 import pytest
 import torch
-
 from _tiny_data import make_image_folder
+
 from ncrepro import UFMProblem, cross_entropy, get_loss, register_loss, theory, ufm
 from ncrepro.losses import LossSpec, unregister_loss
 

@@ -4,8 +4,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from _tiny_data import make_image_folder
+
 from ncrepro import sweep
 from ncrepro.train import checkpoint_path
 
@@ -28,7 +28,8 @@ def test_sweep_runs_skips_and_resumes(tmp_path):
     results = report.results
     assert report.done == ["resnet18-w0.0625-e2-ce-s0", "resnet18-w0.0625-e2-mse-M15-s0"]
     assert [r["config"]["loss"] for r in results] == ["ce", "mse"]
-    assert sorted(p.name for p in out.glob("*.json")) == ["resnet18-w0.0625-e2-ce-s0.json", "resnet18-w0.0625-e2-mse-M15-s0.json"]
+    assert sorted(p.name for p in out.glob("*.json")) == ["resnet18-w0.0625-e2-ce-s0.json",
+                                                         "resnet18-w0.0625-e2-mse-M15-s0.json"]
     assert "summary" in results[0] and "NC1" in logs[-2] and "done 2" in logs[-1]
     # A second run skips both; an interrupted run (result gone, checkpoint kept) resumes.
     (out / "resnet18-w0.0625-e2-mse-M15-s0.json").unlink()
@@ -253,7 +254,8 @@ def test_export_and_import(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 2 and "imported 1, identical 0, refused 1" in out and "already holds a different result" in out
     assert json.loads((here / "resnet18-w0.0625-e2-mse-M15-s0.json").read_text()) == mine
-    assert (here / "resnet18-w0.0625-e2-ce-s0.json").read_bytes() == (there / "resnet18-w0.0625-e2-ce-s0.json").read_bytes()
+    name = "resnet18-w0.0625-e2-ce-s0.json"
+    assert (here / name).read_bytes() == (there / name).read_bytes()
     (here / "resnet18-w0.0625-e2-mse-M15-s0.json").unlink()
     assert sweep.main(["import", str(archive), "--results-dir", str(here), "--protocol", str(proto)]) == 0
     assert "imported 1, identical 1, refused 0" in capsys.readouterr().out

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from _tiny_data import make_image_folder
+
 from ncrepro import train as train_mod
 from ncrepro.train import TrainConfig, checkpoint_path, lr_at_epoch, main, train
 
@@ -156,3 +156,19 @@ def test_settings_added_later_count_at_their_default():
     assert differing_settings(stored, cfg) == []
     assert differing_settings(stored, TrainConfig(loss="ls", epochs=5, val_size=100)) == ["val_size"]
     assert differing_settings(stored, TrainConfig(loss="ls", epochs=6)) == ["epochs"]
+
+
+def test_every_option_shows_its_help_and_default(capsys):
+    import dataclasses
+
+    from ncrepro.train import build_parser
+
+    text = " ".join(build_parser().format_help().split())   # lines wrap at the terminal width
+    actions = {a.dest: a for a in build_parser()._actions}
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        assert flag in text, flag
+        assert actions[f.name].help and actions[f.name].help == f.metadata["help"], f.name
+        assert actions[f.name].default == f.default, f.name
+    assert "(default: True)" in text and "--no-augment" in text   # a boolean shows both forms
+    assert "(default: mean)" in text

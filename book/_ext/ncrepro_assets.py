@@ -12,7 +12,8 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree):
     unique = []
     for script in context.get("script_files", []):
         # The two copies differ only in filename: None in one, "" in the other.
-        key = (getattr(script, "filename", str(script)) or "", tuple(sorted(getattr(script, "attributes", {}).items())))
+        attributes = tuple(sorted(getattr(script, "attributes", {}).items()))
+        key = (getattr(script, "filename", str(script)) or "", attributes)
         if key not in seen:
             seen.add(key)
             unique.append(script)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -86,7 +87,8 @@ def test_page_reads_offline(browser, book_url, page):
             "MathJax never loaded"
         browser.execute_async_script("MathJax.startup.promise.then(() => arguments[arguments.length - 1](true));")
         untypeset = browser.execute_script(
-            "return Array.from(document.querySelectorAll('.math')).filter(e => !e.querySelector('mjx-container')).length")
+            "return Array.from(document.querySelectorAll('.math'))"
+            ".filter(e => !e.querySelector('mjx-container')).length")
         assert untypeset == 0, f"{untypeset} of {n_math} formulas on {page} were not typeset"
         errors = browser.execute_script("return document.querySelectorAll('mjx-merror').length")
         assert errors == 0, f"{errors} MathJax errors on {page}"
@@ -102,6 +104,10 @@ def test_page_reads_offline(browser, book_url, page):
         n_sliders = browser.execute_script(
             "const gd = document.querySelectorAll('.plotly-graph-div')[arguments[0]];"
             "return (gd.layout.sliders || []).length;", i)
+        n_drawn = browser.execute_script(
+            "const gd = document.querySelectorAll('.plotly-graph-div')[arguments[0]];"
+            "return gd.querySelectorAll('.slider-group .slider-rail-touch-rect').length;", i)
+        assert n_drawn == n_sliders, f"figure {i} on {page} has {n_sliders} sliders but {n_drawn} are drawn"
         for j in range(n_sliders):
             before = _figure_state(browser, i)
             target = _move_slider(browser, i, j)
@@ -126,3 +132,107 @@ def test_page_reads_offline(browser, book_url, page):
         for i, element in enumerate(browser.find_elements("css selector", ".plotly-graph-div")):
             browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
             element.screenshot(str(SCREENSHOTS / f"{stem}-figure{i + 1}.png"))
+
+
+# The page's prose as a reader sees it: code cells, formulas and scripts left out.
+_PROSE = """
+const main = document.querySelector('main') || document.body;
+const copy = main.cloneNode(true);
+copy.querySelectorAll('pre, code, .highlight, script, style, mjx-container, .math, .MathJax')
+    .forEach(e => e.remove());
+return copy.innerText;
+"""
+
+# A Markdown table that was never parsed: a row of cells between pipes, or a separator row
+# (Sphinx turns its `---` into em dashes).
+_RAW_TABLE = re.compile(r"\|[^|\n]*\|[^|\n]*\||\|\s*[-\u2013\u2014:]+\s*\|")
+
+
+def _load(browser, url):
+    browser.get(url)
+    assert _wait(browser, "return document.readyState === 'complete'")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_structure(browser, book_url, page):
+    """Tables are tables, every figure is numbered and captioned, every citation and reference
+    resolves, and the footer names the build."""
+    _load(browser, f"{book_url}/{page}")
+    prose = browser.execute_script(_PROSE)
+
+    raw = [line.strip() for line in prose.splitlines() if _RAW_TABLE.search(line)]
+    assert not raw, f"raw Markdown table text on {page}: {raw[:3]}"
+    # Sphinx writes ?? for a numbered reference it could not resolve, and [?] for a citation.
+    for marker in ("??", "[?]"):
+        assert marker not in prose, f"unresolved reference ({marker}) on {page}"
+
+    uncaptioned = browser.execute_script("""
+        return Array.from(document.querySelectorAll('.plotly-graph-div')).map((gd, i) => {
+            const fig = gd.closest('figure');
+            const number = fig && fig.querySelector('figcaption .caption-number');
+            const text = fig && fig.querySelector('figcaption .caption-text');
+            const ok = number && /^Figure \\d+/.test(number.textContent.trim())
+                && text && text.textContent.trim().length > 20;
+            return ok ? null : i;
+        }).filter(i => i !== null);""")
+    assert not uncaptioned, f"figures {uncaptioned} on {page} have no numbered caption"
+
+    tables = browser.execute_script(
+        "return Array.from(document.querySelectorAll('main table'))"
+        ".map(t => [t.querySelectorAll('th').length, t.querySelectorAll('td').length]);")
+    assert all(th > 0 and td > 0 for th, td in tables), f"a table on {page} has no header or no cells"
+
+    footer = browser.execute_script(
+        "const f = document.querySelector('.ncrepro-build'); return f ? f.textContent : '';")
+    assert re.search(r"Built from ncrepro \d+\.\d+\.\d+, commit [0-9a-f]{7,}", footer), \
+        f"the footer of {page} does not name the build: {footer!r}"
+
+
+def test_every_citation_resolves_to_the_references_page(browser, book_url):
+    """Each author-year citation links to an entry of the bibliography, and the bibliography
+    lists every paper the book cites."""
+    _load(browser, f"{book_url}/book/references.html")
+    entries = browser.execute_script(
+        "return Array.from(document.querySelectorAll('.citation[role=doc-biblioentry]')).map(e => e.id);")
+    assert len(entries) >= 10, f"the References page lists {len(entries)} papers"
+    cited = set()
+    for page in PAGES:
+        _load(browser, f"{book_url}/{page}")
+        links = browser.execute_script(
+            "return Array.from(document.querySelectorAll('main a.reference.internal'))"
+            ".map(a => a.getAttribute('href')).filter(h => h && h.includes('references.html#'));")
+        for href in links:
+            cited.add(href.split("#", 1)[1])
+    assert cited, "no page cites a paper"
+    missing = cited - set(entries)
+    assert not missing, f"citations point at no bibliography entry: {sorted(missing)}"
+    uncited = set(entries) - cited
+    assert not uncited, f"bibliography entries no page cites: {sorted(uncited)}"
+
+
+def _luminance(css_color: str) -> float:
+    r, g, b = (int(v) for v in re.findall(r"\d+", css_color)[:3])
+    return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255
+
+
+@pytest.mark.parametrize("page", ["book/losses.html", "book/ufm-experiments.html"])
+def test_figures_follow_dark_mode(browser, book_url, page):
+    """Switching the theme to dark restyles every figure dark, and back to light restores it."""
+    _load(browser, f"{book_url}/{page}")
+    assert _wait(browser, "return Array.from(document.querySelectorAll('.plotly-graph-div'))"
+                          ".every(gd => gd._fullLayout && gd.querySelector('.main-svg'))")
+    backgrounds = ("return Array.from(document.querySelectorAll('.plotly-graph-div'))"
+                   ".map(gd => gd._fullLayout.paper_bgcolor);")
+    light = browser.execute_script(backgrounds)
+    assert light and all(_luminance(c) > 0.8 for c in light), light
+    browser.execute_script("document.documentElement.dataset.theme = 'dark';")
+    assert _wait(browser, "return Array.from(document.querySelectorAll('.plotly-graph-div'))"
+                          ".every(gd => { const m = gd._fullLayout.paper_bgcolor.match(/\\d+/g);"
+                          " return m && (+m[0] + +m[1] + +m[2]) < 150; });", 10), \
+        f"figures on {page} stayed light in dark mode: {browser.execute_script(backgrounds)}"
+    text = browser.execute_script("return document.querySelector('.plotly-graph-div')._fullLayout.font.color;")
+    assert _luminance(text) > 0.6, f"figure text on {page} is dark on a dark background: {text}"
+    browser.execute_script("document.documentElement.dataset.theme = 'light';")
+    assert _wait(browser, f"return JSON.stringify(Array.from(document.querySelectorAll('.plotly-graph-div'))"
+                          f".map(gd => gd._fullLayout.paper_bgcolor)) === {json.dumps(json.dumps(light))};", 10), \
+        f"figures on {page} did not return to their light look"
