@@ -66,7 +66,7 @@ def _move_slider(driver, fig_index, slider_index):
     rail = rails[slider_index]
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", rail)
     width = rail.rect["width"]
-    target = 0 if active > steps // 2 else steps - 1
+    target = 0 if active >= steps / 2 else steps - 1  # the far end from where it stands
     # x offset from the rail's centre to the target step (steps are spread evenly along the rail)
     frac = (target + 0.5) / steps
     ActionChains(driver).move_to_element_with_offset(rail, int((frac - 0.5) * width), 0).click().perform()
@@ -134,11 +134,12 @@ def test_page_reads_offline(browser, book_url, page):
             element.screenshot(str(SCREENSHOTS / f"{stem}-figure{i + 1}.png"))
 
 
-# The page's prose as a reader sees it: code cells, formulas and scripts left out.
+# The page's prose as a reader sees it: code cells, formulas, scripts and figures (whose axis
+# titles may hold |x - y|) left out.
 _PROSE = """
 const main = document.querySelector('main') || document.body;
 const copy = main.cloneNode(true);
-copy.querySelectorAll('pre, code, .highlight, script, style, mjx-container, .math, .MathJax')
+copy.querySelectorAll('pre, code, .highlight, script, style, mjx-container, .math, .MathJax, svg, .plotly-graph-div')
     .forEach(e => e.remove());
 return copy.innerText;
 """
@@ -210,9 +211,15 @@ def test_every_citation_resolves_to_the_references_page(browser, book_url):
     assert not uncited, f"bibliography entries no page cites: {sorted(uncited)}"
 
 
-def _luminance(css_color: str) -> float:
-    r, g, b = (int(v) for v in re.findall(r"\d+", css_color)[:3])
-    return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255
+# Relative luminance (0 black, 1 white) of each figure's background, any CSS colour syntax.
+_BACKGROUND_LUMINANCE = """
+const ctx = document.createElement('canvas').getContext('2d');
+const lum = c => { ctx.fillStyle = '#000'; ctx.fillStyle = c; const h = ctx.fillStyle;
+    const [r, g, b] = [1, 3, 5].map(i => parseInt(h.substr(i, 2), 16));
+    return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255; };
+return Array.from(document.querySelectorAll('.plotly-graph-div'))
+    .map(gd => [lum(gd._fullLayout.paper_bgcolor), lum(gd._fullLayout.font.color)]);
+"""
 
 
 @pytest.mark.parametrize("page", ["book/losses.html", "book/ufm-experiments.html"])
@@ -221,18 +228,20 @@ def test_figures_follow_dark_mode(browser, book_url, page):
     _load(browser, f"{book_url}/{page}")
     assert _wait(browser, "return Array.from(document.querySelectorAll('.plotly-graph-div'))"
                           ".every(gd => gd._fullLayout && gd.querySelector('.main-svg'))")
-    backgrounds = ("return Array.from(document.querySelectorAll('.plotly-graph-div'))"
-                   ".map(gd => gd._fullLayout.paper_bgcolor);")
-    light = browser.execute_script(backgrounds)
-    assert light and all(_luminance(c) > 0.8 for c in light), light
+    looks = lambda: browser.execute_script(_BACKGROUND_LUMINANCE)  # noqa: E731
+    light = looks()
+    assert light and all(bg > 0.8 for bg, _ in light), f"figures on {page} are not light to begin with: {light}"
     browser.execute_script("document.documentElement.dataset.theme = 'dark';")
-    assert _wait(browser, "return Array.from(document.querySelectorAll('.plotly-graph-div'))"
-                          ".every(gd => { const m = gd._fullLayout.paper_bgcolor.match(/\\d+/g);"
-                          " return m && (+m[0] + +m[1] + +m[2]) < 150; });", 10), \
-        f"figures on {page} stayed light in dark mode: {browser.execute_script(backgrounds)}"
-    text = browser.execute_script("return document.querySelector('.plotly-graph-div')._fullLayout.font.color;")
-    assert _luminance(text) > 0.6, f"figure text on {page} is dark on a dark background: {text}"
+    assert _until(lambda: all(bg < 0.2 and text > 0.6 for bg, text in looks())), \
+        f"figures on {page} did not turn dark (background, text luminance): {looks()}"
     browser.execute_script("document.documentElement.dataset.theme = 'light';")
-    assert _wait(browser, f"return JSON.stringify(Array.from(document.querySelectorAll('.plotly-graph-div'))"
-                          f".map(gd => gd._fullLayout.paper_bgcolor)) === {json.dumps(json.dumps(light))};", 10), \
-        f"figures on {page} did not return to their light look"
+    assert _until(lambda: looks() == light), f"figures on {page} did not return to their light look: {looks()}"
+
+
+def _until(condition, timeout=10.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
