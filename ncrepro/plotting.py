@@ -267,7 +267,10 @@ def accuracy_heatmaps(grid, *, reference: str = "ce"):
     archs = sorted({c[0] for c in grid.cells})
     titles = []
     for arch in archs:
-        titles += [f"{arch}: |{LOSS_LABELS[reference]} − {LOSS_LABELS[o]}|" for o in others] + [f"{arch}: variance"]
+        # Panels are narrow: the architecture is named only where several share the figure.
+        prefix = f"{arch}: " if len(archs) > 1 else ""
+        titles += ([f"{prefix}|{LOSS_LABELS[reference]} − {LOSS_LABELS[o]}|" for o in others]
+                   + [f"{prefix}variance (points²)"])
     fig = make_subplots(rows=len(archs), cols=len(others) + 1, subplot_titles=titles, horizontal_spacing=0.06,
                         vertical_spacing=0.25 if len(archs) > 1 else 0.1)
     for row, arch in enumerate(archs, 1):
@@ -305,6 +308,7 @@ def accuracy_heatmaps(grid, *, reference: str = "ce"):
         fig.update_xaxes(title_text="epochs", type="category", row=row)
         fig.update_yaxes(title_text="width", type="category", row=row, col=1)
     fig.update_layout(coloraxis=dict(colorscale="Blues", colorbar=dict(title="points")))
+    fig.update_annotations(font_size=13)
     return fig
 
 
