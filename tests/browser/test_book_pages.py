@@ -35,13 +35,19 @@ def _requests(driver) -> list[str]:
     return urls
 
 
-def _wait(driver, script, timeout=30.0):
+def _until(condition, timeout=10.0):
+    """Poll ``condition()`` until it is true or ``timeout`` seconds have passed."""
     end = time.time() + timeout
     while time.time() < end:
-        if driver.execute_script(script):
+        if condition():
             return True
         time.sleep(0.2)
     return False
+
+
+def _wait(driver, script, timeout=30.0):
+    return _until(lambda: driver.execute_script(script), timeout)
+
 
 
 def _figure_state(driver, index):
@@ -77,8 +83,7 @@ def _move_slider(driver, fig_index, slider_index):
 def test_page_reads_offline(browser, book_url, page):
     browser.get_log("performance")  # drop entries from earlier pages
     browser.get_log("browser")
-    browser.get(f"{book_url}/{page}")
-    assert _wait(browser, "return document.readyState === 'complete'")
+    _load(browser, f"{book_url}/{page}")
 
     # Math: MathJax (served from the book) has typeset every formula.
     n_math = browser.execute_script("return document.querySelectorAll('.math').length")
@@ -237,11 +242,3 @@ def test_figures_follow_dark_mode(browser, book_url, page):
     browser.execute_script("document.documentElement.dataset.theme = 'light';")
     assert _until(lambda: looks() == light), f"figures on {page} did not return to their light look: {looks()}"
 
-
-def _until(condition, timeout=10.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return False
