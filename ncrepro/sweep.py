@@ -77,6 +77,8 @@ __all__ = [
     "group_results",
     "result_set_summary",
     "accuracy_grid",
+    "AccuracyGrid",
+    "SpreadChange",
     "PROTOCOL_DIR",
     "results_root",
     "SCHEMA_PATH",
@@ -407,6 +409,52 @@ class AccuracyGrid:
         values = [v for loss in self.losses for v in self.values[(cell, loss)]]
         mean = sum(values) / len(values)
         return sum((v - mean) ** 2 for v in values) / len(values), len(values)
+
+
+    def spread(self, cell) -> float | None:
+        """Largest minus smallest of the per-loss means (over seeds) in a cell; None unless every
+        loss of the grid has a value there."""
+        means = [self.mean(cell, loss) for loss in self.losses]
+        return None if None in means else max(means) - min(means)
+
+    def spread_changes(self) -> list[SpreadChange]:
+        """How the spread across losses changes between neighbouring settings: from each epoch
+        budget to the next longer one at a fixed (arch, width), then from each width to the next
+        wider one at a fixed (arch, epochs). Only pairs where both cells have every loss count."""
+        changes = []
+        for along, fixed_of, step_of in (("epochs", lambda c: (c[0], c[1]), lambda c: c[2]),
+                                         ("width", lambda c: (c[0], c[2]), lambda c: c[1])):
+            rows: dict[tuple, list[tuple]] = {}
+            for cell in self.cells:
+                if self.spread(cell) is not None:
+                    rows.setdefault(fixed_of(cell), []).append(cell)
+            for cells in rows.values():
+                cells.sort(key=step_of)
+                for lo, hi in zip(cells, cells[1:]):
+                    changes.append(SpreadChange(along, lo, hi, self.spread(lo), self.spread(hi)))
+        return changes
+
+
+@dataclass(frozen=True)
+class SpreadChange:
+    """The spread across losses at two neighbouring cells of a grid that differ in ``along``
+    (``"epochs"`` or ``"width"``): ``before`` at the smaller value, ``after`` at the larger."""
+
+    along: str
+    cell_before: tuple
+    cell_after: tuple
+    before: float
+    after: float
+
+    def direction(self, noise: float = 0.0) -> str:
+        """``"shrinks"``, ``"grows"``, or ``"unchanged within noise"`` when the change is at most
+        ``noise`` (same units as the spreads)."""
+        if noise < 0:
+            raise ValueError(f"noise must be non-negative, got {noise}")
+        delta = self.after - self.before
+        if abs(delta) <= noise:
+            return "unchanged within noise"
+        return "shrinks" if delta < 0 else "grows"
 
 
 def accuracy_grid(results: list[dict], metric=lambda r: r["summary"]["test_acc_at_best_val"]) -> AccuracyGrid:

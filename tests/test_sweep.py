@@ -371,6 +371,33 @@ def test_accuracy_grid_on_a_multi_budget_multi_seed_grid():
     assert grid.gap_to(("resnet18", 0.5, 10), "ls") is None
 
 
+def test_spread_and_its_changes_along_epochs_and_width():
+    """The spread is max minus min of the per-loss means; changes pair neighbouring budgets at a
+    fixed width and neighbouring widths at a fixed budget, skipping cells that miss a loss."""
+    acc = {  # (width, epochs) -> (ce, mse)
+        (0.5, 10): (0.60, 0.66), (0.5, 20): (0.70, 0.72), (0.5, 40): (0.80, 0.805),
+        (1.0, 10): (0.65, 0.68), (1.0, 20): (0.75, None),
+    }
+    results = [_synthetic_result("resnet18", w, e, loss, 0, a)
+               for (w, e), pair in acc.items() for loss, a in zip(("ce", "mse"), pair) if a is not None]
+    grid = sweep.accuracy_grid(results)
+    assert grid.spread(("resnet18", 0.5, 10)) == pytest.approx(0.06)
+    assert grid.spread(("resnet18", 1.0, 20)) is None
+    changes = grid.spread_changes()
+    summary = [(c.along, c.cell_before[1:], c.cell_after[1:]) for c in changes]
+    # (1.0, 20) misses MSE: neither its budget step nor its width step is paired.
+    assert summary == [("epochs", (0.5, 10), (0.5, 20)), ("epochs", (0.5, 20), (0.5, 40)),
+                       ("width", (0.5, 10), (1.0, 10))]
+    first, second, _ = changes
+    assert (first.before, first.after) == (pytest.approx(0.06), pytest.approx(0.02))
+    assert first.direction() == "shrinks" and first.direction(noise=0.05) == "unchanged within noise"
+    assert changes[2].direction() == "shrinks" and second.direction() == "shrinks"
+    grows = sweep.SpreadChange("width", ("a", 1, 1), ("a", 2, 1), 0.01, 0.03)
+    assert grows.direction(noise=0.01) == "grows"
+    with pytest.raises(ValueError, match="non-negative"):
+        grows.direction(noise=-1)
+
+
 def test_group_results_sorts_and_keeps_order():
     results = [_synthetic_result("resnet18", w, 10, "ce", s, 0.5) for w in (1.0, 0.25) for s in (1, 0)]
     groups = sweep.group_results(results, ("width",))
