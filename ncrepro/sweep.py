@@ -78,6 +78,8 @@ __all__ = [
     "result_set_summary",
     "accuracy_grid",
     "AccuracyGrid",
+    "in_terminal_phase",
+    "TERMINAL_PHASE_TRAIN_ACC",
     "SpreadChange",
     "PROTOCOL_DIR",
     "results_root",
@@ -371,6 +373,16 @@ def result_set_summary(proto: dict, results: list[dict]) -> dict:
         "wall_hours": sum(p.get("wall_seconds", 0.0) for p in provs) / 3600.0,
         "commits": sorted({p["git_commit"][:10] for p in provs}),
     }
+
+
+TERMINAL_PHASE_TRAIN_ACC = 0.995
+"""Final clean training accuracy from which a run counts as in the terminal phase."""
+
+
+def in_terminal_phase(result: dict) -> bool:
+    """Whether a training result ends in the terminal phase: its last epoch's accuracy on the clean
+    (unaugmented) training images is at least :data:`TERMINAL_PHASE_TRAIN_ACC`."""
+    return result["epochs"][-1]["clean_train_acc"] >= TERMINAL_PHASE_TRAIN_ACC
 
 
 @dataclass

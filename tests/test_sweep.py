@@ -398,6 +398,14 @@ def test_spread_and_its_changes_along_epochs_and_width():
         grows.direction(noise=-1)
 
 
+def test_in_terminal_phase_reads_the_last_clean_training_accuracy():
+    def result(*accs):
+        return {"epochs": [{"clean_train_acc": a} for a in accs]}
+
+    assert sweep.in_terminal_phase(result(0.5, sweep.TERMINAL_PHASE_TRAIN_ACC))
+    assert not sweep.in_terminal_phase(result(1.0, 0.994))
+
+
 def test_group_results_sorts_and_keeps_order():
     results = [_synthetic_result("resnet18", w, 10, "ce", s, 0.5) for w in (1.0, 0.25) for s in (1, 0)]
     groups = sweep.group_results(results, ("width",))
