@@ -422,7 +422,6 @@ class AccuracyGrid:
         mean = sum(values) / len(values)
         return sum((v - mean) ** 2 for v in values) / len(values), len(values)
 
-
     def spread(self, cell) -> float | None:
         """Largest minus smallest of the per-loss means (over seeds) in a cell; None unless every
         loss of the grid has a value there."""
