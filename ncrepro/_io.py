@@ -107,3 +107,23 @@ def device_description(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
     return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def machine_description(device: torch.device) -> dict:
+    """Which machine computes: host name, processor (or GPU) model, threads, torch version."""
+    import platform
+    import socket
+
+    if device.type == "cuda":
+        model = torch.cuda.get_device_name(device)
+    else:
+        model = platform.processor() or platform.machine()
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+        except OSError:
+            pass
+    return {"host": socket.gethostname(), "device": device_description(device), "model": model,
+            "threads": torch.get_num_threads(), "torch": str(torch.__version__)}

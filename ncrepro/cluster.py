@@ -139,7 +139,6 @@ class SweepWorker:
         import torch
 
         from . import sweep
-        from .train import train
 
         if self.threads:
             torch.set_num_threads(self.threads)
@@ -159,7 +158,7 @@ class SweepWorker:
                     if sweep.finished_result(out, config) is not None:   # finished while we waited
                         continue
                     print(f"[{socket.gethostname()} pid {os.getpid()} {config.device}] {name}: training", flush=True)
-                    train(config, out, resume=True, progress=False, log=lambda m: print(m, flush=True))
+                    sweep.train_run(config, out, progress=False, log=lambda m: print(m, flush=True))
                     self.trained.append(name)
             except LockHeld as held:
                 print(f"{name}: skipped, {held}", flush=True)

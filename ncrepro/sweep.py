@@ -66,6 +66,7 @@ __all__ = [
     "ordered_runs",
     "run_name",
     "run_protocol",
+    "train_run",
     "SweepReport",
     "summary_table",
     "progress_summary",
@@ -591,12 +592,12 @@ def run_protocol(name_or_path: str, *, results_dir: Path | None = None, device: 
                 log(f"{tag}: skipped, estimated {estimate / 60:.1f} min > {left / 60:.1f} min left")
                 report.skipped.append(name)
                 continue
-        state = "resuming" if checkpoint_path(out).exists() else "starting"
+        state = "resuming" if _run_checkpoint(out).exists() else "starting"
         t0 = time.time()
         try:
             with RunLock(out, lock_expiry_hours):
                 log(f"{tag}: {state}" + ("" if deadline is None else f" (estimated {estimate / 60:.1f} min)"))
-                result = train(config, out, resume=True, progress=progress, splits=splits, log=log, deadline=deadline)
+                result = train_run(config, out, progress=progress, splits=splits, log=log, deadline=deadline)
         except LockHeld as held:
             log(f"{tag}: skipped, running elsewhere ({held.info.get('host')} pid {held.info.get('pid')} since "
                 f"{held.info.get('started')})")
@@ -619,6 +620,28 @@ def run_protocol(name_or_path: str, *, results_dir: Path | None = None, device: 
         log(summary_table(report.results))
     log(f"{proto['name']}: {report.line()}")
     return report
+
+
+def _run_checkpoint(out: Path) -> Path:
+    """A sweep run's checkpoint, in the tracked in-progress folder; one left beside the result
+    by an older version is moved there first."""
+    ckpt = checkpoint_path(out, in_progress=True)
+    old = checkpoint_path(out)
+    if old.exists() and not ckpt.exists():
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(old, ckpt)
+    return ckpt
+
+
+def train_run(config: TrainConfig, out: Path, **train_options) -> dict:
+    """Train (or resume) one run of a sweep: its checkpoint lives in the in-progress folder
+    beside the results (tracked, so an unfinished run can be committed and continued from a
+    fresh clone elsewhere), and is removed once the result is written. The caller holds the
+    run's lock."""
+    ckpt = _run_checkpoint(out)
+    result = train(config, out, resume=True, checkpoint=ckpt, **train_options)
+    ckpt.unlink(missing_ok=True)
+    return result
 
 
 def _check_outputs(out_dir: Path) -> None:
@@ -695,7 +718,7 @@ def run_states(proto: dict, results_dir: Path | None = None,
         if holder is not None:
             states.append((name, f"running ({holder['host']} pid {holder['pid']}, since {holder['started']})"))
             continue
-        ckpt = checkpoint_path(out)
+        ckpt = _run_checkpoint(out)
         if ckpt.exists():
             try:
                 epochs = len(torch.load(ckpt, map_location="cpu", weights_only=True)["history"])

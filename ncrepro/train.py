@@ -52,11 +52,15 @@ __all__ = [
     "measure_throughput",
     "lr_at_epoch",
     "checkpoint_path",
+    "IN_PROGRESS_DIR",
     "differing_settings",
     "check_output",
     "read_result",
     "check_result",
     "COMPILE_MODES",
+    "PRECISIONS",
+    "cpu_has_native_bf16",
+    "training_precision",
     "EXECUTION_SETTINGS",
     "main",
 ]
@@ -103,6 +107,8 @@ class TrainConfig:
     device: str = _setting("auto", "auto, cpu, cuda, cuda:1, ...")
     compile: str = _setting("auto", "torch.compile mode of the training step (auto: on CUDA only)",
                             choices="compile")
+    precision: str = _setting("auto", "training precision: bf16 (bfloat16 autocast; evaluation and NC stay "
+                              "float32), fp32, or auto (bf16 on CUDA, fp32 on the CPU)", choices="precision")
     download: bool = _setting(False, "let torchvision download CIFAR (needs internet)")
 
     def validate(self) -> "TrainConfig":
@@ -132,6 +138,8 @@ class TrainConfig:
             raise ValueError(f"nc_features must be 'clean' or 'augmented', got {self.nc_features!r}")
         if self.compile not in COMPILE_MODES:
             raise ValueError(f"compile must be one of {list(COMPILE_MODES)}, got {self.compile!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
         if self.device != "auto":
             try:
                 torch.device(self.device)
@@ -165,6 +173,11 @@ class TrainConfig:
 #: others are torch.compile modes, or ``off``.
 COMPILE_MODES = ("auto", "off", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
+#: ``precision`` values. bf16 autocasts the training forward pass (convolutions and matrix
+#: products in bfloat16, their sums in float32); ``auto`` is bf16 on CUDA and fp32 on the CPU,
+#: which is what every run made before this setting existed used.
+PRECISIONS = ("auto", "fp32", "bf16")
+
 #: Settings that say where and how fast a run is computed, not what it computes: they are
 #: stored with a result but do not make it a different run.
 EXECUTION_SETTINGS = ("device", "compile")
@@ -187,9 +200,19 @@ def lr_at_epoch(epoch: int, config: TrainConfig) -> float:
     return config.lr * 0.1 ** sum(epoch >= m for m in milestones if m > 0)
 
 
-def checkpoint_path(out: str | Path) -> Path:
+#: The folder, beside a protocol's results, where a sweep keeps the checkpoints of unfinished
+#: runs. It is tracked by git (unlike ``*.ckpt.pt`` elsewhere), so an unfinished run can be
+#: committed and resumed from a fresh clone on another machine; a sweep removes a run's
+#: checkpoint once its result is written.
+IN_PROGRESS_DIR = "in-progress"
+
+
+def checkpoint_path(out: str | Path, *, in_progress: bool = False) -> Path:
+    """The checkpoint of the run whose result is ``out``: ``<stem>.ckpt.pt`` beside it, or in
+    the :data:`IN_PROGRESS_DIR` folder beside it (``in_progress=True``, what sweeps use)."""
     out = Path(out)
-    return out.with_name(out.stem + ".ckpt.pt")
+    folder = out.parent / IN_PROGRESS_DIR if in_progress else out.parent
+    return folder / (out.stem + ".ckpt.pt")
 
 
 def _resolve_device(name: str) -> torch.device:
@@ -208,6 +231,36 @@ def _channels_last_ok(model: torch.nn.Module, device: torch.device) -> bool:
     if device.type == "cuda":
         return True
     return min(m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)) >= 8
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), which is what makes
+    bf16 autocast faster than float32 here; without it oneDNN emulates bf16, slower and with
+    other rounding, so a run asking for bf16 is refused rather than silently changed."""
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    if any(check is not None for check in checks):
+        return any(check() for check in checks if check is not None)
+    try:  # an older torch without the checks: read the CPU's flags
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def training_precision(config: TrainConfig, device: torch.device) -> str:
+    """``bf16`` or ``fp32``: what ``config.precision`` means on ``device``.
+
+    Raises:
+        ValueError: bf16 asked for on a CPU without native bfloat16 (see
+            :func:`cpu_has_native_bf16`); the message says to use fp32.
+    """
+    if config.precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    if config.precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+        raise ValueError("precision bf16: this CPU has no native bfloat16 (AVX512-BF16 or AMX), so its results "
+                         "would differ from those of the machines this run is defined on; use --precision fp32 "
+                         "(a different run) or another machine")
+    return config.precision
 
 
 def _epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Generator:
@@ -248,6 +301,7 @@ class _Trainer:
         # The official MSE is the batch sum of ||z - M e_y||^2: twice our 1/2-weighted sum.
         self.loss_factor = 2.0 if (config.loss_scale == "official" and config.loss == "mse") else 1.0
         self.per_sample_loss = get_loss(config.loss, reduction="none", validate_targets=False, **config.loss_params())
+        self.precision = training_precision(config, device)
         self.compile_mode = _compile_mode(config, device)
         self.compile_failure: str | None = None
         self._step_logits = self._forward_logits
@@ -284,7 +338,7 @@ class _Trainer:
         return normalize_batch(images_nhwc_uint8).contiguous(memory_format=self.memory_format)
 
     def _autocast(self):
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
     def _forward_logits(self, x: torch.Tensor) -> torch.Tensor:
         with self._autocast():
@@ -332,7 +386,7 @@ class _Trainer:
     def _features(self, images: torch.Tensor, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Penultimate features and logits of every image, in order, computed in full float32.
 
-        Training runs in bfloat16 on CUDA, but its rounding (2^-8 relative) would put a floor
+        Training may run in bfloat16 (``precision``), but its rounding (2^-8 relative) would put a floor
         under NC1 near the values of well-collapsed networks, so evaluation uses neither
         autocast nor TF32 (10-bit) convolutions and matrix products.
         """
@@ -390,6 +444,9 @@ class _Trainer:
             "geometry": geometry,
             "nearest_class_mean_test_acc": nearest_class_mean_accuracy(H, y, test_H, test_y),
             "linear_probe_test_acc": linear_probe_accuracy(H, y, test_H, test_y),
+            # Every test image's predicted class: two networks can then be compared by the
+            # test images on which they agree, not only by how many each gets right.
+            "test_predictions": test_logits.argmax(1).tolist(),
         }
 
 
@@ -513,10 +570,12 @@ class DeadlineReached(Exception):
 
 
 def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = False, progress: bool = True,
-          splits: DataSplits | None = None, log=print, deadline: float | None = None) -> dict:
+          splits: DataSplits | None = None, log=print, deadline: float | None = None,
+          checkpoint: str | Path | None = None) -> dict:
     """Train as ``config`` says; return the result dict (and write it to ``out`` when given).
 
-    A checkpoint ``<out stem>.ckpt.pt`` is written atomically after every epoch; with
+    A checkpoint (``checkpoint``, by default ``<out stem>.ckpt.pt`` beside ``out``) is written
+    atomically after every epoch; with
     ``resume=True`` training continues from it and ends with the numbers an uninterrupted run
     gives (on the CPU, with the same seed). The result JSON is written only when training ends,
     with an ``analysis`` of the final network (see ``_Trainer._analysis``).
@@ -536,7 +595,7 @@ def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = 
     else:
         torch.backends.cudnn.benchmark = True  # fast, and says so: GPU runs are not bit-reproducible
     trainer = _Trainer(config, splits, device)
-    ckpt = checkpoint_path(out) if out is not None else None
+    ckpt = Path(checkpoint) if checkpoint is not None else (checkpoint_path(out) if out is not None else None)
     if out is not None:
         # Temporary files of an earlier process killed while writing these outputs.
         _io.remove_stale_temporaries(Path(out))
@@ -544,11 +603,17 @@ def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = 
     history: list[dict] = []
     elapsed = 0.0
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    machines: list[dict] = []
     state = _load_checkpoint(ckpt, config) if (resume and ckpt is not None) else None
     if state is not None:
         _restore(trainer, state, ckpt)
         history, elapsed, started = list(state["history"]), float(state["elapsed"]), state["started"]
+        machines = list(state.get("machines") or [])
         log(f"resuming {ckpt} after epoch {len(history)}/{config.epochs}")
+    # Which machine trained which epochs: a run may be resumed on another machine.
+    segment = dict(_io.machine_description(device), precision=trainer.precision,
+                   started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                   first_epoch=len(history) + 1, last_epoch=len(history))
     analysis = state.get("analysis") if state is not None else None
     durations: list[float] = []   # of epochs in this process, on the deadline's clock
     for epoch in range(len(history), config.epochs):
@@ -572,16 +637,21 @@ def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = 
         durations.append(time.monotonic() - started_at)
         elapsed += record["seconds"]
         history.append(record)
+        segment["last_epoch"] = len(history)
         if progress or log is not print:
             log(_format_epoch(record, config.epochs))
         if ckpt is not None:
             snapshot = {"config": config.public(), "model": trainer.model.state_dict(),
                         "optimizer": trainer.optimizer.state_dict(), "history": history,
-                        "elapsed": elapsed, "started": started, "analysis": analysis}
+                        "elapsed": elapsed, "started": started, "analysis": analysis,
+                        "machines": machines + [segment]}
             _save("checkpoint", ckpt, lambda: _io.atomic_torch_save(snapshot, ckpt))
     compiled = trainer.compile_mode or ("off" if trainer.compile_failure is None
                                         else f"off (failed: {trainer.compile_failure})")
-    result = _result(config, splits, device, history, started, elapsed, analysis, compiled)
+    if segment["last_epoch"] >= segment["first_epoch"]:
+        machines = machines + [segment]
+    result = _result(config, splits, device, history, started, elapsed, analysis, compiled, trainer.precision,
+                     machines)
     if out is not None:
         _save("result", Path(out), lambda: _io.atomic_write_json(out, result))
     return result
@@ -596,7 +666,8 @@ def _format_epoch(r: dict, epochs: int) -> str:
     return "  ".join(parts) + f"  ({r['seconds']:.1f}s)"
 
 
-def _result(config, splits, device, history, started, elapsed, analysis, compile_mode) -> dict:
+def _result(config, splits, device, history, started, elapsed, analysis, compile_mode, precision,
+            machines) -> dict:
     evaluated = [r for r in history if r["val_acc"] is not None]
     best = max(evaluated, key=lambda r: (r["val_acc"], r["epoch"]))
     last = history[-1]
@@ -610,6 +681,8 @@ def _result(config, splits, device, history, started, elapsed, analysis, compile
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "wall_seconds": round(elapsed, 2),
             "compiled": compile_mode,
+            "precision": precision,
+            "machines": machines,
             "dataset": splits.description,
             "python": sys.version.split()[0],
             "numpy": np.__version__,
@@ -643,7 +716,8 @@ def _subset_size(text: str) -> int | None:
 def _choices(kind) -> tuple[str, ...] | None:
     from .losses import LOSSES
 
-    named = {"losses": tuple(LOSSES), "architectures": tuple(ARCHITECTURES), "compile": COMPILE_MODES}
+    named = {"losses": tuple(LOSSES), "architectures": tuple(ARCHITECTURES), "compile": COMPILE_MODES,
+             "precision": PRECISIONS}
     return named.get(kind, kind)
 
 
