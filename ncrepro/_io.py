@@ -66,6 +66,15 @@ def remove_stale_temporaries(path: str | os.PathLike, older_than: float = 0.0) -
     return removed
 
 
+def _no_constants(name: str):
+    raise json.JSONDecodeError(f"{name} is not a number JSON allows", name, 0)
+
+
+def strict_json_loads(text: str | bytes):
+    """``json.loads`` that refuses NaN and Infinity (Python writes them, JSON does not allow them)."""
+    return json.loads(text, parse_constant=_no_constants)
+
+
 def atomic_write_json(path: str | os.PathLike, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=False) + "\n")
 

@@ -23,7 +23,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-__all__ = ["RunLock", "LockHeld", "SweepWorker", "submit_local", "submit_slurm", "lock_path", "lock_state"]
+import torch
+
+from .protocol import load_protocol, ordered_runs, results_folder
+from .results import finished_result
+from .train import TrainConfig, checkpoint_path, train
+
+__all__ = ["RunLock", "LockHeld", "SweepWorker", "submit_local", "submit_slurm", "lock_path", "lock_state",
+           "run_checkpoint", "run_states", "train_run"]
 
 DEFAULT_LOCK_EXPIRY_HOURS = 48.0
 
@@ -32,6 +39,56 @@ def lock_path(result_path: Path) -> Path:
     """The lock file of a run: ``<result stem>.lock`` beside its result."""
     result_path = Path(result_path)
     return result_path.with_name(result_path.stem + ".lock")
+
+
+def run_checkpoint(out: Path) -> Path:
+    """A sweep run's checkpoint, in the tracked in-progress folder; one left beside the result
+    by an older version is moved there first."""
+    ckpt = checkpoint_path(out, in_progress=True)
+    old = checkpoint_path(out)
+    if old.exists() and not ckpt.exists():
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(old, ckpt)
+    return ckpt
+
+
+def train_run(config: TrainConfig, out: Path, **train_options) -> dict:
+    """Train (or resume) one run of a sweep: its checkpoint lives in the in-progress folder
+    beside the results (tracked, so an unfinished run can be committed and continued from a
+    fresh clone elsewhere), and is removed once the result is written. The caller holds the
+    run's lock."""
+    ckpt = run_checkpoint(out)
+    result = train(config, out, resume=True, checkpoint=ckpt, **train_options)
+    ckpt.unlink(missing_ok=True)
+    return result
+
+
+
+def run_states(proto: dict, results_dir: Path | None = None,
+               lock_expiry_hours: float = DEFAULT_LOCK_EXPIRY_HOURS) -> list[tuple[str, str]]:
+    """``(run name, state)`` in priority order: ``done``, ``running (host pid, since ...)``,
+    ``partial (epoch k of n)`` or ``pending``."""
+    out_dir = results_folder(proto, results_dir)
+    states = []
+    for name, config in ordered_runs(proto):
+        out = out_dir / f"{name}.json"
+        if finished_result(out, config) is not None:
+            states.append((name, "done"))
+            continue
+        holder = lock_state(lock_path(out), lock_expiry_hours)
+        if holder is not None:
+            states.append((name, f"running ({holder['host']} pid {holder['pid']}, since {holder['started']})"))
+            continue
+        ckpt = run_checkpoint(out)
+        if ckpt.exists():
+            try:
+                epochs = len(torch.load(ckpt, map_location="cpu", weights_only=True)["history"])
+                states.append((name, f"partial (epoch {epochs} of {config.epochs})"))
+            except Exception:  # noqa: BLE001 - a damaged checkpoint is reported, not fatal here
+                states.append((name, "partial (checkpoint unreadable)"))
+            continue
+        states.append((name, "pending"))
+    return states
 
 
 class LockHeld(Exception):
@@ -136,29 +193,25 @@ class SweepWorker:
     trained: list[str] = field(default_factory=list)
 
     def __call__(self) -> list[str]:
-        import torch
-
-        from . import sweep
-
         if self.threads:
             torch.set_num_threads(self.threads)
-        proto = sweep.load_protocol(self.protocol)
-        out_dir = Path(self.results_dir) if self.results_dir else sweep.results_root() / proto["name"]
+        proto = load_protocol(self.protocol)
+        out_dir = results_folder(proto, self.results_dir)
         wanted = None if self.names is None else set(self.names)
-        for name, config in sweep.ordered_runs(proto):
+        for name, config in ordered_runs(proto):
             if wanted is not None and name not in wanted:
                 continue
             if self.device:
                 config.device = self.device
             out = out_dir / f"{name}.json"
-            if sweep.finished_result(out, config) is not None:
+            if finished_result(out, config) is not None:
                 continue
             try:
                 with RunLock(out, self.lock_expiry_hours):
-                    if sweep.finished_result(out, config) is not None:   # finished while we waited
+                    if finished_result(out, config) is not None:   # finished while we waited
                         continue
                     print(f"[{socket.gethostname()} pid {os.getpid()} {config.device}] {name}: training", flush=True)
-                    sweep.train_run(config, out, progress=False, log=lambda m: print(m, flush=True))
+                    train_run(config, out, progress=False, log=lambda m: print(m, flush=True))
                     self.trained.append(name)
             except LockHeld as held:
                 print(f"{name}: skipped, {held}", flush=True)
@@ -172,9 +225,7 @@ class SweepWorker:
 
 
 def _log_dir(proto: dict, results_dir) -> Path:
-    from . import sweep
-
-    return (Path(results_dir) if results_dir else sweep.results_root() / proto["name"]) / "logs"
+    return results_folder(proto, results_dir) / "logs"
 
 
 def submit_local(protocol: str, devices: list[str], *, results_dir=None, timeout_min: int = 60 * 24 * 7,
@@ -183,9 +234,7 @@ def submit_local(protocol: str, devices: list[str], *, results_dir=None, timeout
     share the machine's cores evenly. Returns the submitit jobs."""
     import submitit
 
-    from . import sweep
-
-    proto = sweep.load_protocol(protocol)
+    proto = load_protocol(protocol)
     if not devices:
         raise ValueError("--devices names at least one device (cuda:0,cuda:1 or cpu,cpu)")
     cpu_workers = sum(d == "cpu" for d in devices)
@@ -221,13 +270,11 @@ def submit_slurm(protocol: str, *, results_dir=None, partition: str | None = Non
     """
     import submitit
 
-    from . import sweep
-
-    proto = sweep.load_protocol(protocol)
+    proto = load_protocol(protocol)
     if not dry_run and not (shutil.which("sbatch") and shutil.which("srun")):
         raise ValueError("sbatch and srun are not on this machine's PATH: submit from a SLURM login node, "
                          "or add --dry-run to see the job script")
-    pending = [name for name, state in sweep.run_states(proto, Path(results_dir) if results_dir else None)
+    pending = [name for name, state in run_states(proto, Path(results_dir) if results_dir else None)
                if state == "pending" or state.startswith("partial")]
     if not pending:
         return {"job_id": None, "runs": [], "logs": None, "script": None}

@@ -1,37 +1,21 @@
-"""Run a named protocol: a grid of training runs, resumable, budgeted, one result JSON per run.
+"""Run a protocol's grid: resumable, budgeted, one result JSON per run; move results between machines.
 
-A protocol is a JSON file in ``ncrepro/protocols/`` (shipped with the package) or any path, checked against
-``ncrepro/protocols/protocol.schema.json``::
-
-    {"name": "cifar10-cpu",
-     "description": "...",
-     "base": {... TrainConfig fields shared by every run ...},
-     "grid": {"width": [0.0625, 0.125],
-              "budget": [{"epochs": 10, "eval_every": 1}, {"epochs": 20, "eval_every": 2}],
-              "loss": ["ce", "ls", "fl", "mse"]},
-     "order": [{"epochs": 20}, {}]}
-
-An axis named after a setting lists its values; any other axis lists objects of settings that
-vary together. ``grid`` may also be a list of such blocks (a grid that is not one product), and
-``order`` gives the priority of a budgeted sweep: runs matching the first selector first.
-
-``python -m ncrepro.sweep cifar10-cpu`` trains every pending run, writing
-``data/results/<name>/<run>.json``; finished runs are skipped and an interrupted run continues
-from its checkpoint. ``--budget-minutes M`` starts a run only when its estimated time, from the
-throughput measured on this device in this process, fits what is left. ``--list`` shows what is
-done; ``export`` and ``import`` move finished results between machines with their checks.
+``python -m ncrepro.sweep cifar10-cpu`` trains every pending run of a protocol (see
+:mod:`ncrepro.protocol`), writing ``data/results/<name>/<run>.json``; finished runs are skipped
+and an interrupted run continues from its checkpoint (kept in the tracked ``in-progress`` folder
+beside the results until the run finishes). ``--budget-minutes M`` starts a run only when its
+estimated time, from the throughput measured on this device in this process, fits what is left.
+``--list`` shows what is done; ``export`` and ``import`` move finished results between machines
+with their checks. Runs are claimed through per-run locks (:mod:`ncrepro.cluster`), so several
+sweeps, local workers or SLURM array tasks can share one protocol.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import io
-import itertools
 import json
 import math
 import os
-import re
 import sys
 import tarfile
 import time
@@ -43,447 +27,24 @@ import torch
 
 from . import _io
 from ._cli import OneLineParser, run_guarded
-from ._paths import PROTOCOL_DIR, resolve_data_path, results_root
-from .cluster import DEFAULT_LOCK_EXPIRY_HOURS, LockHeld, RunLock, lock_path, lock_state
+from ._paths import resolve_data_path
+from .cluster import DEFAULT_LOCK_EXPIRY_HOURS, LockHeld, RunLock, run_checkpoint, run_states, train_run
 from .data import DataSplits, load_dataset, make_splits
-from .losses import LOSSES, loss_spec
-from .train import (
-    EXECUTION_SETTINGS,
-    DeadlineReached,
-    Throughput,
-    TrainConfig,
-    check_result,
-    checkpoint_path,
-    differing_settings,
-    measure_throughput,
-    read_result,
-    train,
-)
+from .protocol import load_protocol, ordered_runs, protocol_runs, results_folder
+from .results import finished_result, load_results
+from .train import DeadlineReached, Throughput, TrainConfig, check_result, differing_settings, measure_throughput
 
 __all__ = [
-    "load_protocol",
-    "protocol_runs",
-    "ordered_runs",
-    "run_name",
     "run_protocol",
-    "train_run",
     "SweepReport",
+    "estimate_seconds",
     "summary_table",
     "progress_summary",
+    "run_states",
     "export_results",
     "import_results",
-    "load_results",
-    "finished_result",
-    "run_states",
-    "group_results",
-    "result_set_summary",
-    "accuracy_grid",
-    "AccuracyGrid",
-    "in_terminal_phase",
-    "TERMINAL_PHASE_TRAIN_ACC",
-    "SpreadChange",
-    "PROTOCOL_DIR",
-    "results_root",
-    "SCHEMA_PATH",
+    "main",
 ]
-
-SCHEMA_PATH = PROTOCOL_DIR / "protocol.schema.json"
-_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
-_INT_FIELDS = {"epochs", "batch_size", "seed", "val_size", "eval_every", "train_subset", "val_subset",
-               "test_subset"}
-
-
-# ---------------------------------------------------------------------------------------------
-# Protocol files
-
-
-def _protocol_path(name_or_path: str) -> Path:
-    path = Path(name_or_path)
-    if path.suffix == ".json" or path.exists():
-        return path
-    return PROTOCOL_DIR / f"{name_or_path}.json"
-
-
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
-def _read_json(path: Path, what: str):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: {what} is not UTF-8 text") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
-    except ValueError as err:
-        raise ValueError(f"{path}: {err}") from None
-    except OSError as err:
-        raise ValueError(f"{path}: cannot be read ({err.strerror or err})") from None
-
-
-def _schema_errors(proto) -> list[str]:
-    """Messages for every place ``proto`` breaks the schema (jsonschema, or fastjsonschema
-    where jsonschema is not installed, as on the GPU machine)."""
-    schema = json.loads(SCHEMA_PATH.read_text())
-    try:
-        import jsonschema
-    except ImportError:
-        jsonschema = None
-    if jsonschema is not None:
-        validator = jsonschema.Draft202012Validator(schema)
-        errors = sorted(validator.iter_errors(proto), key=lambda e: list(e.absolute_path))
-        return [f"{e.json_path}: {_short(e)}" for e in errors]
-    try:
-        import fastjsonschema
-    except ImportError:
-        raise ValueError("checking a protocol needs the package jsonschema (or fastjsonschema)") from None
-    try:
-        fastjsonschema.compile(schema)(proto)
-    except fastjsonschema.JsonSchemaValueException as err:
-        return [f"{err.name}: {err.message}"]
-    return []
-
-
-def _short(error) -> str:
-    if error.validator == "oneOf" and error.context:
-        best = min(error.context, key=lambda e: len(list(e.absolute_path)))
-        return best.message
-    if error.validator == "additionalProperties":
-        return error.message.replace("Additional properties are not allowed", "unknown key(s)")
-    return error.message
-
-
-def _coerce(settings: dict) -> dict:
-    # JSON Schema counts 2.0 as an integer; the config gets a Python int.
-    return {k: (int(v) if k in _INT_FIELDS and isinstance(v, float) else v) for k, v in settings.items()}
-
-
-def _expand_block(block: dict, where: str) -> list[dict]:
-    keys = list(block)
-    points = []
-    for values in itertools.product(*(block[k] for k in keys)):
-        settings: dict = {}
-        for key, value in zip(keys, values):
-            items = {key: value} if key in _FIELDS else value
-            clash = set(items) & set(settings)
-            if clash:
-                raise ValueError(f"{where}: setting(s) {sorted(clash)} are given by two grid axes")
-            settings.update(items)
-        points.append(_coerce(settings))
-    return points
-
-
-def _identity(config: TrainConfig) -> dict:
-    return {k: v for k, v in config.public().items() if k not in EXECUTION_SETTINGS}
-
-
-def _config_hash(config: TrainConfig) -> str:
-    return hashlib.sha256(json.dumps(_identity(config), sort_keys=True).encode()).hexdigest()[:8]
-
-
-def _token(key: str, value) -> str:
-    short = {"eval_every": "ev", "lr": "lr", "weight_decay": "wd", "batch_size": "bs", "momentum": "mom",
-             "grad_clip": "clip", "train_subset": "n", "val_subset": "nv", "test_subset": "nt", "val_size": "val"}
-    if key == "augment":
-        return "aug" if value else "noaug"
-    if key == "loss_scale":
-        return "sum" if value == "official" else "mean"
-    if key == "nc_features":
-        return f"nc{value}"
-    if key == "download":
-        return "dl" if value else "nodl"
-    if key == "data":
-        value = Path(str(value).split(":")[-1]).name or str(value)
-        return re.sub(r"[^A-Za-z0-9.+-]", "_", f"data-{value}")
-    text = "all" if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
-    return re.sub(r"[^A-Za-z0-9.+-]", "_", f"{short.get(key, key)}{text}")
-
-
-def run_name(config: TrainConfig, varying: tuple[str, ...] = ()) -> str:
-    """A readable file name: architecture, width, epochs, loss (with its hyperparameter) and
-    seed, then a token for every other setting named in ``varying``."""
-    spec = loss_spec(config.loss)
-    params = config.loss_params()
-    hyper = f"-{spec.token}{params[spec.param]:g}" if params else ""
-    stem = f"{config.arch}-w{config.width:g}-e{config.epochs}-{config.loss}{hyper}-s{config.seed}"
-    named = {"arch", "width", "epochs", "loss", "seed"} | {s.config_field for s in LOSSES.values() if s.config_field}
-    extra = [_token(k, getattr(config, k)) for k in sorted(varying) if k not in named]
-    return "-".join([stem, *extra])
-
-
-def _name_runs(configs: list[TrainConfig], where: str) -> list[str]:
-    identities = [_identity(c) for c in configs]
-    seen: dict[str, int] = {}
-    for i, ident in enumerate(identities):
-        key = json.dumps(ident, sort_keys=True)
-        if key in seen:
-            raise ValueError(f"{where}: grid points {seen[key] + 1} and {i + 1} are the same run")
-        seen[key] = i
-    varying = tuple(sorted(k for k in identities[0] if len({json.dumps(x[k]) for x in identities}) > 1))
-    names = [run_name(c, varying) for c in configs]
-    counts: dict[str, int] = {}
-    for name in names:
-        counts[name] = counts.get(name, 0) + 1
-    # Values that print alike (0.1 and 0.10000001) still name different runs: a hash of the
-    # whole configuration breaks the tie.
-    return [f"{n}-h{_config_hash(c)}" if counts[n] > 1 else n for n, c in zip(names, configs)]
-
-
-def load_protocol(name_or_path: str) -> dict:
-    """Read and check a protocol file; every run is built and validated before anything trains.
-
-    The returned dict is the file's content plus ``_path`` and ``_runs`` (the ``(name, config)``
-    pairs in grid order).
-
-    Raises:
-        ValueError: no such protocol, a schema violation, a name that does not match the file,
-            an invalid setting, or two grid points that are the same run.
-    """
-    path = _protocol_path(name_or_path)
-    if not path.is_file():
-        known = sorted(p.stem for p in PROTOCOL_DIR.glob("*.json") if p != SCHEMA_PATH)
-        raise ValueError(f"no protocol {name_or_path!r} (looked for {path}); known protocols: {', '.join(known)}")
-    proto = _read_json(path, "the protocol")
-    errors = _schema_errors(proto)
-    if errors:
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise ValueError(f"{path}: {errors[0]}{more}")
-    if proto["name"] != path.stem:
-        raise ValueError(f"{path}: name {proto['name']!r} does not match the file name {path.stem!r}")
-    blocks = proto["grid"] if isinstance(proto["grid"], list) else [proto["grid"]]
-    base = _coerce(proto["base"])
-    configs = []
-    for block in blocks:
-        for point in _expand_block(block, str(path)):
-            config = TrainConfig(**{**base, **point})
-            try:
-                config.validate()
-            except ValueError as err:
-                raise ValueError(f"{path}: {err}") from None
-            configs.append(config)
-    names = _name_runs(configs, str(path))
-    proto = dict(proto, _path=str(path), _runs=list(zip(names, configs)))
-    return proto
-
-
-def protocol_runs(proto: dict) -> list[tuple[str, TrainConfig]]:
-    """``(run name, config)`` for every grid point, in grid order (fresh config copies)."""
-    return [(name, dataclasses.replace(config)) for name, config in proto["_runs"]]
-
-
-def _matches(config: TrainConfig, selector: dict) -> bool:
-    return all(getattr(config, k) == v for k, v in _coerce(selector).items())
-
-
-def ordered_runs(proto: dict) -> list[tuple[str, TrainConfig]]:
-    """The runs in the protocol's priority order (its ``order`` selectors, then grid order)."""
-    runs = protocol_runs(proto)
-    taken: set[str] = set()
-    ordered = []
-    for selector in proto.get("order", []) + [{}]:
-        for name, config in runs:
-            if name not in taken and _matches(config, selector):
-                ordered.append((name, config))
-                taken.add(name)
-    return ordered
-
-
-# ---------------------------------------------------------------------------------------------
-# Results
-
-
-def finished_result(path: Path, config: TrainConfig) -> dict | None:
-    """The finished result at ``path`` for ``config``; None if there is none.
-
-    Raises ValueError when ``path`` holds something else (a damaged file, or a result of
-    another configuration): that is never silently replaced.
-    """
-    if not path.exists():
-        return None
-    result = read_result(path, hint="move it away first")
-    diff = differing_settings(result["config"], config)
-    if diff:
-        raise ValueError(f"{path}: holds a result with other settings ({', '.join(diff)}); move it away first")
-    return result
-
-
-def _results_dir(proto: dict, results_dir) -> Path:
-    return Path(results_dir) if results_dir else results_root() / proto["name"]
-
-
-def load_results(protocol: str | dict, *, results_dir: Path | None = None) -> list[dict]:
-    """Every finished result of a protocol, in grid order, each with ``run`` (its file name)
-    and ``grid`` (its settings that vary across the protocol: loss, width, epochs, seed, ...).
-
-    Missing runs are left out; a result file that is damaged or belongs to another
-    configuration raises ValueError naming it.
-    """
-    proto = load_protocol(protocol) if isinstance(protocol, str) else protocol
-    folder = _results_dir(proto, results_dir)
-    runs = protocol_runs(proto)
-    identities = [_identity(c) for _, c in runs]
-    varying = sorted(k for k in identities[0] if len({json.dumps(x[k]) for x in identities}) > 1)
-    out = []
-    for (name, config), ident in zip(runs, identities):
-        result = finished_result(folder / f"{name}.json", config)
-        if result is not None:
-            out.append(dict(result, run=name, grid={k: ident[k] for k in varying}))
-    return out
-
-
-def _sort_key(value):
-    return (value is None, str(type(value)), value if value is not None else 0)
-
-
-def group_results(results: list[dict], by: tuple[str, ...]) -> dict[tuple, list[dict]]:
-    """Results grouped by the config settings ``by`` (e.g. ``("width", "epochs", "loss")``), the
-    groups sorted by those settings; within a group, results keep their order (seeds)."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in results:
-        groups.setdefault(tuple(r["config"].get(k) for k in by), []).append(r)
-    return dict(sorted(groups.items(), key=lambda kv: tuple(_sort_key(v) for v in kv[0])))
-
-
-def result_set_summary(proto: dict, results: list[dict]) -> dict:
-    """The scale of a protocol's finished results, for stating next to every number from them:
-    runs done of the grid, training/validation/test images, augmentation, loss scale,
-    architectures, widths, epoch budgets, seeds, devices, dataset note and wall hours."""
-    configs = [r["config"] for r in results]
-    provs = [r["provenance"] for r in results]
-
-    def values(key):
-        return sorted({c.get(key) for c in configs}, key=_sort_key)
-
-    datasets = [p["dataset"] for p in provs]
-    return {
-        "protocol": proto["name"],
-        "runs": len(results),
-        "grid_runs": len(proto["_runs"]),
-        "train_images": sorted({d.get("train_size") for d in datasets}, key=_sort_key),
-        "val_images": sorted({d.get("val_size") for d in datasets}, key=_sort_key),
-        "test_images": sorted({d.get("test_size") for d in datasets}, key=_sort_key),
-        "augment": values("augment"),
-        "loss_scale": values("loss_scale"),
-        "archs": values("arch"),
-        "widths": values("width"),
-        "epochs": values("epochs"),
-        "seeds": values("seed"),
-        "losses": [name for name in LOSSES if name in values("loss")],
-        "devices": sorted({p["device"] for p in provs}),
-        "lossy_jpeg": any(d.get("lossy_jpeg") for d in datasets),
-        "wall_hours": sum(p.get("wall_seconds", 0.0) for p in provs) / 3600.0,
-        "commits": sorted({p["git_commit"][:10] for p in provs}),
-    }
-
-
-TERMINAL_PHASE_TRAIN_ACC = 0.995
-"""Final clean training accuracy from which a run counts as in the terminal phase."""
-
-
-def in_terminal_phase(result: dict) -> bool:
-    """Whether a training result ends in the terminal phase: its last epoch's accuracy on the clean
-    (unaugmented) training images is at least :data:`TERMINAL_PHASE_TRAIN_ACC`."""
-    return result["epochs"][-1]["clean_train_acc"] >= TERMINAL_PHASE_TRAIN_ACC
-
-
-@dataclass
-class AccuracyGrid:
-    """Accuracies of a results grid, per cell ``(arch, width, epochs)`` and loss, over seeds.
-
-    ``values[(cell, loss)]`` lists one accuracy per seed (in ``seeds[(cell, loss)]`` order).
-    """
-
-    cells: list[tuple]
-    losses: list[str]
-    values: dict[tuple, list[float]]
-    seeds: dict[tuple, list[int]]
-
-    def mean(self, cell, loss) -> float | None:
-        v = self.values.get((cell, loss))
-        return float(sum(v) / len(v)) if v else None
-
-    def gap_to(self, cell, loss, reference: str = "ce") -> tuple[float, float, int] | None:
-        """``|acc_ref - acc_loss|`` per seed both have: (mean, standard deviation, seeds)."""
-        a = dict(zip(self.seeds.get((cell, reference), []), self.values.get((cell, reference), [])))
-        b = dict(zip(self.seeds.get((cell, loss), []), self.values.get((cell, loss), [])))
-        common = sorted(set(a) & set(b))
-        if not common:
-            return None
-        gaps = [abs(a[s] - b[s]) for s in common]
-        mean = sum(gaps) / len(gaps)
-        std = (sum((g - mean) ** 2 for g in gaps) / (len(gaps) - 1)) ** 0.5 if len(gaps) > 1 else 0.0
-        return mean, std, len(gaps)
-
-    def variance_across_losses(self, cell) -> tuple[float, int] | None:
-        """Variance of every (loss, seed) accuracy in the cell, with the number of values; None
-        unless every loss of the grid has a value there."""
-        if any((cell, loss) not in self.values for loss in self.losses):
-            return None
-        values = [v for loss in self.losses for v in self.values[(cell, loss)]]
-        mean = sum(values) / len(values)
-        return sum((v - mean) ** 2 for v in values) / len(values), len(values)
-
-    def spread(self, cell) -> float | None:
-        """Largest minus smallest of the per-loss means (over seeds) in a cell; None unless every
-        loss of the grid has a value there."""
-        means = [self.mean(cell, loss) for loss in self.losses]
-        return None if None in means else max(means) - min(means)
-
-    def spread_changes(self) -> list[SpreadChange]:
-        """How the spread across losses changes between neighbouring settings: from each epoch
-        budget to the next longer one at a fixed (arch, width), then from each width to the next
-        wider one at a fixed (arch, epochs). Only pairs where both cells have every loss count."""
-        changes = []
-        for along, fixed_of, step_of in (("epochs", lambda c: (c[0], c[1]), lambda c: c[2]),
-                                         ("width", lambda c: (c[0], c[2]), lambda c: c[1])):
-            rows: dict[tuple, list[tuple]] = {}
-            for cell in self.cells:
-                if self.spread(cell) is not None:
-                    rows.setdefault(fixed_of(cell), []).append(cell)
-            for cells in rows.values():
-                cells.sort(key=step_of)
-                for lo, hi in zip(cells, cells[1:]):
-                    changes.append(SpreadChange(along, lo, hi, self.spread(lo), self.spread(hi)))
-        return changes
-
-
-@dataclass(frozen=True)
-class SpreadChange:
-    """The spread across losses at two neighbouring cells of a grid that differ in ``along``
-    (``"epochs"`` or ``"width"``): ``before`` at the smaller value, ``after`` at the larger."""
-
-    along: str
-    cell_before: tuple
-    cell_after: tuple
-    before: float
-    after: float
-
-    def direction(self, noise: float = 0.0) -> str:
-        """``"shrinks"``, ``"grows"``, or ``"unchanged within noise"`` when the change is at most
-        ``noise`` (same units as the spreads)."""
-        if noise < 0:
-            raise ValueError(f"noise must be non-negative, got {noise}")
-        delta = self.after - self.before
-        if abs(delta) <= noise:
-            return "unchanged within noise"
-        return "shrinks" if delta < 0 else "grows"
-
-
-def accuracy_grid(results: list[dict], metric=lambda r: r["summary"]["test_acc_at_best_val"]) -> AccuracyGrid:
-    """Organise results by cell ``(arch, width, epochs)`` and loss, one value per seed."""
-    values: dict[tuple, list[float]] = {}
-    seeds: dict[tuple, list[int]] = {}
-    losses: list[str] = []
-    for (arch, width, epochs, loss), group in group_results(results, ("arch", "width", "epochs", "loss")).items():
-        cell = (arch, width, epochs)
-        values[(cell, loss)] = [float(metric(r)) for r in group]
-        seeds[(cell, loss)] = [r["config"]["seed"] for r in group]
-        if loss not in losses:
-            losses.append(loss)
-    order = list(LOSSES)
-    losses.sort(key=lambda name: order.index(name) if name in order else len(order))
-    cells = sorted({cell for cell, _ in values}, key=lambda c: tuple(_sort_key(v) for v in c))
-    return AccuracyGrid(cells, losses, values, seeds)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -550,7 +111,7 @@ def run_protocol(name_or_path: str, *, results_dir: Path | None = None, device: 
     only ever written whole.
     """
     proto = load_protocol(name_or_path)
-    out_dir = _results_dir(proto, results_dir)
+    out_dir = results_folder(proto, results_dir)
     if budget_minutes is not None and not (budget_minutes > 0 and math.isfinite(budget_minutes)):
         raise ValueError(f"--budget-minutes must be a positive number, got {budget_minutes}")
     start = time.monotonic()
@@ -592,7 +153,7 @@ def run_protocol(name_or_path: str, *, results_dir: Path | None = None, device: 
                 log(f"{tag}: skipped, estimated {estimate / 60:.1f} min > {left / 60:.1f} min left")
                 report.skipped.append(name)
                 continue
-        state = "resuming" if _run_checkpoint(out).exists() else "starting"
+        state = "resuming" if run_checkpoint(out).exists() else "starting"
         t0 = time.time()
         try:
             with RunLock(out, lock_expiry_hours):
@@ -622,28 +183,6 @@ def run_protocol(name_or_path: str, *, results_dir: Path | None = None, device: 
     return report
 
 
-def _run_checkpoint(out: Path) -> Path:
-    """A sweep run's checkpoint, in the tracked in-progress folder; one left beside the result
-    by an older version is moved there first."""
-    ckpt = checkpoint_path(out, in_progress=True)
-    old = checkpoint_path(out)
-    if old.exists() and not ckpt.exists():
-        ckpt.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(old, ckpt)
-    return ckpt
-
-
-def train_run(config: TrainConfig, out: Path, **train_options) -> dict:
-    """Train (or resume) one run of a sweep: its checkpoint lives in the in-progress folder
-    beside the results (tracked, so an unfinished run can be committed and continued from a
-    fresh clone elsewhere), and is removed once the result is written. The caller holds the
-    run's lock."""
-    ckpt = _run_checkpoint(out)
-    result = train(config, out, resume=True, checkpoint=ckpt, **train_options)
-    ckpt.unlink(missing_ok=True)
-    return result
-
-
 def _check_outputs(out_dir: Path) -> None:
     """The results folder must exist or be creatable, and be writable, before anything trains."""
     if out_dir.exists() and not out_dir.is_dir():
@@ -671,7 +210,7 @@ def progress_summary(proto: dict, results_dir: Path | None = None) -> str:
         key = (r["config"]["arch"], r["config"]["width"], kind)
         per_epoch.setdefault(key, []).append(r["provenance"]["wall_seconds"] / r["config"]["epochs"])
     todo = [config for name, config in protocol_runs(proto)
-            if finished_result(_results_dir(proto, results_dir) / f"{name}.json", config) is None]
+            if finished_result(results_folder(proto, results_dir) / f"{name}.json", config) is None]
     estimate = {"gpu": 0.0, "cpu": 0.0}
     unknown = 0
     for config in todo:
@@ -701,33 +240,6 @@ def summary_table(results: list[dict]) -> str:
                      f"{s['test_acc_at_best_val']:>7.3f} {nc['nc1']:>9.3g} {nc['nc2']:>7.3f} {nc['nc3']:>7.3f} "
                      f"{nc['nc4']:>6.3f}")
     return "\n".join(lines)
-
-
-def run_states(proto: dict, results_dir: Path | None = None,
-               lock_expiry_hours: float = DEFAULT_LOCK_EXPIRY_HOURS) -> list[tuple[str, str]]:
-    """``(run name, state)`` in priority order: ``done``, ``running (host pid, since ...)``,
-    ``partial (epoch k of n)`` or ``pending``."""
-    out_dir = _results_dir(proto, results_dir)
-    states = []
-    for name, config in ordered_runs(proto):
-        out = out_dir / f"{name}.json"
-        if finished_result(out, config) is not None:
-            states.append((name, "done"))
-            continue
-        holder = lock_state(lock_path(out), lock_expiry_hours)
-        if holder is not None:
-            states.append((name, f"running ({holder['host']} pid {holder['pid']}, since {holder['started']})"))
-            continue
-        ckpt = _run_checkpoint(out)
-        if ckpt.exists():
-            try:
-                epochs = len(torch.load(ckpt, map_location="cpu", weights_only=True)["history"])
-                states.append((name, f"partial (epoch {epochs} of {config.epochs})"))
-            except Exception:  # noqa: BLE001 - a damaged checkpoint is reported, not fatal here
-                states.append((name, "partial (checkpoint unreadable)"))
-            continue
-        states.append((name, "pending"))
-    return states
 
 
 # ---------------------------------------------------------------------------------------------
@@ -791,7 +303,7 @@ def import_results(archive: str | Path, *, results_dir: Path | None = None, prot
         raise ValueError(f"{archive}: holds results of protocol {protocol!r}, not {local['name']!r}")
     proto = local
     runs = dict(protocol_runs(proto))
-    out_dir = _results_dir(proto, results_dir)
+    out_dir = results_folder(proto, results_dir)
     outcome: dict[str, list[str]] = {"imported": [], "identical": [], "refused": []}
     for member, data in sorted(members.items()):
         where = f"{archive}:{member}"
@@ -801,7 +313,7 @@ def import_results(archive: str | Path, *, results_dir: Path | None = None, prot
             if folder != proto["name"] or name not in runs:
                 raise ValueError(f"{where}: not a run of protocol {proto['name']!r}")
             try:
-                result = check_result(json.loads(data.decode("utf-8"), parse_constant=_reject_constant), where,
+                result = check_result(_io.strict_json_loads(data.decode("utf-8")), where,
                                       "not imported")
             except (UnicodeDecodeError, json.JSONDecodeError) as err:
                 raise ValueError(f"{where}: not a JSON result ({err})") from None

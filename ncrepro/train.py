@@ -804,7 +804,7 @@ def read_result(path: str | Path, *, hint: str = "move it away") -> dict:
     """
     path = Path(path)
     try:
-        result = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constants)
+        result = _io.strict_json_loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise ValueError(f"{path}: not UTF-8 text, so not a result; {hint}") from None
     except json.JSONDecodeError as err:
@@ -812,10 +812,6 @@ def read_result(path: str | Path, *, hint: str = "move it away") -> dict:
     except OSError as err:
         raise ValueError(f"{path}: cannot be read ({err.strerror or err}); {hint}") from None
     return check_result(result, str(path), hint)
-
-
-def _no_constants(name: str):
-    raise json.JSONDecodeError(f"{name} is not a number JSON allows", name, 0)
 
 
 def check_result(result, where: str, hint: str = "move it away") -> dict:

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from _tiny_data import make_image_folder
 
-from ncrepro import sweep
+from ncrepro import protocol, sweep
 from ncrepro.cluster import LockHeld, RunLock, SweepWorker, lock_path, lock_state, submit_local
+from ncrepro.results import load_results
 from ncrepro.train import checkpoint_path
 
 pytest.importorskip("submitit")
@@ -67,9 +68,9 @@ def test_local_executor_two_cpu_workers(tmp_path):
     out = tmp_path / "res"
     jobs = submit_local(str(proto), ["cpu", "cpu"], results_dir=out)
     trained = [name for job in jobs for name in job.result()]
-    names = [n for n, _ in sweep.protocol_runs(sweep.load_protocol(str(proto)))]
+    names = [n for n, _ in protocol.protocol_runs(protocol.load_protocol(str(proto)))]
     assert sorted(trained) == sorted(names)                 # every run, exactly once
-    assert len(sweep.load_results(str(proto), results_dir=out)) == 4
+    assert len(load_results(str(proto), results_dir=out)) == 4
     assert not list(out.glob("*.lock"))
 
 
@@ -79,7 +80,7 @@ def test_two_sweeps_at_once_train_every_run_exactly_once(tmp_path):
     first = submit_local(str(proto), ["cpu"], results_dir=out)
     second = submit_local(str(proto), ["cpu"], results_dir=out)
     trained = [name for job in first + second for name in job.result()]
-    names = [n for n, _ in sweep.protocol_runs(sweep.load_protocol(str(proto)))]
+    names = [n for n, _ in protocol.protocol_runs(protocol.load_protocol(str(proto)))]
     assert sorted(trained) == sorted(names) and len(set(trained)) == len(trained)
 
 
@@ -89,7 +90,7 @@ def test_preempted_job_is_requeued_and_resumes_exactly(tmp_path):
                                    log=lambda m: None).results[0]
     out = tmp_path / "res"
     (job,) = submit_local(str(proto), ["cpu"], results_dir=out)
-    ckpt = checkpoint_path(out / "resnet18-w0.0625-e6-ls-a0.1-s0.json")
+    ckpt = checkpoint_path(out / "resnet18-w0.0625-e6-ls-a0.1-s0.json", in_progress=True)
     deadline = time.time() + 300
     import torch
     while time.time() < deadline:
@@ -134,5 +135,5 @@ def test_worker_trains_only_its_names(tmp_path):
     out = tmp_path / "res"
     done = SweepWorker(protocol=str(proto), results_dir=str(out), names=["resnet18-w0.0625-e2-mse-M15-s0"])()
     assert done == ["resnet18-w0.0625-e2-mse-M15-s0"] and len(list(out.glob("*.json"))) == 1
-    summary = sweep.progress_summary(sweep.load_protocol(str(proto)), out)
+    summary = sweep.progress_summary(protocol.load_protocol(str(proto)), out)
     assert "CPU-hours on 1 finished run(s)" in summary and "to finish 1 run(s)" in summary

@@ -71,7 +71,7 @@ def test_the_command_line_offers_it(poly, tmp_path, capsys):
 
 def test_run_names_and_plots_know_it(poly):
     from ncrepro.plotting import LOSS_COLORS, LOSS_LABELS
-    from ncrepro.sweep import run_name
+    from ncrepro.protocol import run_name
     from ncrepro.train import TrainConfig
 
     assert run_name(TrainConfig(loss="poly1")) == "resnet18-w1-e10-poly1-s0"   # no config field: its default

@@ -1,0 +1,427 @@
+"""Reading a protocol's finished results, and the statistics the book states about them.
+
+* Loading: :func:`finished_result`, :func:`load_results` (each result with its ``run`` name and
+  its ``grid`` settings), :func:`group_results`, :func:`result_set_summary`.
+* The terminal phase: :func:`in_terminal_phase`, :func:`terminal_phase_onset`.
+* Accuracy across losses: :class:`AccuracyGrid` (per cell and loss, over seeds), spreads and
+  how they change, each with the noise rule that decides whether a difference is a trend.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from .losses import LOSSES
+from .protocol import load_protocol, protocol_runs, results_folder, run_identity
+from .train import TrainConfig, differing_settings, read_result
+
+__all__ = [
+    "finished_result",
+    "load_results",
+    "group_results",
+    "result_set_summary",
+    "in_terminal_phase",
+    "terminal_phase_onset",
+    "terminal_phase_share",
+    "TERMINAL_PHASE_TRAIN_ACC",
+    "TREND_Z",
+    "Estimate",
+    "Difference",
+    "Spread",
+    "seed_sd",
+    "pooled_seed_sd",
+    "accuracy_estimate",
+    "log_estimate",
+    "difference",
+    "spread",
+    "AccuracyGrid",
+    "SpreadChange",
+    "accuracy_grid",
+]
+
+
+def finished_result(path: Path, config: TrainConfig) -> dict | None:
+    """The finished result at ``path`` for ``config``; None if there is none.
+
+    Raises ValueError when ``path`` holds something else (a damaged file, or a result of
+    another configuration): that is never silently replaced.
+    """
+    if not path.exists():
+        return None
+    result = read_result(path, hint="move it away first")
+    diff = differing_settings(result["config"], config)
+    if diff:
+        raise ValueError(f"{path}: holds a result with other settings ({', '.join(diff)}); move it away first")
+    return result
+
+
+def load_results(protocol: str | dict, *, results_dir: Path | None = None) -> list[dict]:
+    """Every finished result of a protocol, in grid order, each with ``run`` (its file name)
+    and ``grid`` (its settings that vary across the protocol: loss, width, epochs, seed, ...).
+
+    Missing runs are left out; a result file that is damaged or belongs to another
+    configuration raises ValueError naming it.
+    """
+    proto = load_protocol(protocol) if isinstance(protocol, str) else protocol
+    folder = results_folder(proto, results_dir)
+    runs = protocol_runs(proto)
+    identities = [run_identity(c) for _, c in runs]
+    varying = sorted(k for k in identities[0] if len({json.dumps(x[k]) for x in identities}) > 1)
+    out = []
+    for (name, config), ident in zip(runs, identities):
+        result = finished_result(folder / f"{name}.json", config)
+        if result is not None:
+            out.append(dict(result, run=name, grid={k: ident[k] for k in varying}))
+    return out
+
+
+def _sort_key(value):
+    return (value is None, str(type(value)), value if value is not None else 0)
+
+
+def group_results(results: list[dict], by: tuple[str, ...]) -> dict[tuple, list[dict]]:
+    """Results grouped by the config settings ``by`` (e.g. ``("width", "epochs", "loss")``), the
+    groups sorted by those settings; within a group, results keep their order (seeds)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        groups.setdefault(tuple(r["config"].get(k) for k in by), []).append(r)
+    return dict(sorted(groups.items(), key=lambda kv: tuple(_sort_key(v) for v in kv[0])))
+
+
+def result_set_summary(proto: dict, results: list[dict]) -> dict:
+    """The scale of a protocol's finished results, for stating next to every number from them:
+    runs done of the grid, training/validation/test images, augmentation, loss scale,
+    architectures, widths, epoch budgets, seeds, devices, dataset note and wall hours."""
+    configs = [r["config"] for r in results]
+    provs = [r["provenance"] for r in results]
+
+    def values(key):
+        return sorted({c.get(key) for c in configs}, key=_sort_key)
+
+    datasets = [p["dataset"] for p in provs]
+    return {
+        "protocol": proto["name"],
+        "runs": len(results),
+        "grid_runs": len(proto["_runs"]),
+        "train_images": sorted({d.get("train_size") for d in datasets}, key=_sort_key),
+        "val_images": sorted({d.get("val_size") for d in datasets}, key=_sort_key),
+        "test_images": sorted({d.get("test_size") for d in datasets}, key=_sort_key),
+        "augment": values("augment"),
+        "loss_scale": values("loss_scale"),
+        "archs": values("arch"),
+        "widths": values("width"),
+        "epochs": values("epochs"),
+        "seeds": values("seed"),
+        "losses": [name for name in LOSSES if name in values("loss")],
+        "devices": sorted({p["device"] for p in provs}),
+        "lossy_jpeg": any(d.get("lossy_jpeg") for d in datasets),
+        "wall_hours": sum(p.get("wall_seconds", 0.0) for p in provs) / 3600.0,
+        "commits": sorted({p["git_commit"][:10] for p in provs}),
+    }
+
+
+TERMINAL_PHASE_TRAIN_ACC = 0.999
+"""Clean training accuracy from which a network counts as fitted: the terminal phase of training
+(Papyan et al. 2020) is training continued after the training error reaches zero; 99.9% allows
+45 of 45,000 images (or 2 of 2,000) to stay misclassified."""
+
+TREND_Z = 2.0
+"""A difference counts as a trend only when it exceeds ``TREND_Z`` standard errors (about a
+95% two-sided test); anything smaller is reported as within noise."""
+
+
+def _clean_accuracies(result: dict) -> list[tuple[int, float]]:
+    return [(e["epoch"], e["clean_train_acc"]) for e in result["epochs"] if e.get("clean_train_acc") is not None]
+
+
+def in_terminal_phase(result: dict) -> bool:
+    """Whether a training result ends in the terminal phase: its last evaluation's accuracy on the
+    clean (unaugmented) training images is at least :data:`TERMINAL_PHASE_TRAIN_ACC`. A result
+    without a clean evaluation is not known to be fitted, so it does not count."""
+    evaluated = _clean_accuracies(result)
+    return bool(evaluated) and evaluated[-1][1] >= TERMINAL_PHASE_TRAIN_ACC
+
+
+def terminal_phase_onset(result: dict) -> int | None:
+    """The first evaluated epoch from which every evaluation has clean training accuracy at
+    least :data:`TERMINAL_PHASE_TRAIN_ACC` (the run stays fitted from there on); None if the
+    last evaluation is below it.
+
+    >>> run = {"epochs": [{"epoch": 1, "clean_train_acc": 0.8}, {"epoch": 2, "clean_train_acc": 0.9995},
+    ...                   {"epoch": 3, "clean_train_acc": 0.99}, {"epoch": 4, "clean_train_acc": 1.0},
+    ...                   {"epoch": 5, "clean_train_acc": 1.0}]}
+    >>> terminal_phase_onset(run)
+    4
+    """
+    onset = None
+    for epoch, acc in _clean_accuracies(result):
+        if acc >= TERMINAL_PHASE_TRAIN_ACC:
+            onset = epoch if onset is None else onset
+        else:
+            onset = None
+    return onset
+
+
+def terminal_phase_share(result: dict) -> float:
+    """The fraction of a run's epochs trained after its :func:`terminal_phase_onset` (0 when it
+    never gets there): 0.4 means the last 40% of the epochs were spent in the terminal phase."""
+    onset = terminal_phase_onset(result)
+    epochs = result["config"]["epochs"]
+    return 0.0 if onset is None else (epochs - onset) / epochs
+
+
+# ---------------------------------------------------------------------------------------------
+# Noise: means over seeds, their standard errors, and the rule that separates trend from noise
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean over seeds with its standard error: ``sd`` is the seed-to-seed standard deviation
+    (None with one seed), ``n`` the number of seeds."""
+
+    mean: float
+    se: float
+    n: int
+    sd: float | None = None
+
+
+def seed_sd(values) -> float | None:
+    """Sample standard deviation over seeds (``ddof=1``); None for fewer than two values."""
+    values = [float(v) for v in values]
+    if len(values) < 2:
+        return None
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def pooled_seed_sd(groups) -> float | None:
+    """The seed-to-seed standard deviation pooled over groups of seeds (each a list of values of
+    one setting): the square root of the degrees-of-freedom-weighted mean of the group variances.
+    Groups of one seed add nothing; None when no group has two seeds."""
+    num = dof = 0.0
+    for values in groups:
+        sd = seed_sd(values)
+        if sd is not None:
+            num += (len(values) - 1) * sd ** 2
+            dof += len(values) - 1
+    return math.sqrt(num / dof) if dof else None
+
+
+def accuracy_estimate(accuracies, test_images: int, *, assumed_seed_sd: float | None = None) -> Estimate:
+    """Mean test accuracy over seeds and its standard error ``sqrt(s^2/n + p(1-p)/T)``.
+
+    Two sources of noise: training (seed to seed, ``s``, measured when there are two or more
+    seeds, or ``assumed_seed_sd`` borrowed from a comparable setting when there is one) and the
+    test set's sampling (``T`` images, binomial). The seeds share one test set, so the second
+    term does not shrink with ``n``. With one seed and no assumed ``s``, only the binomial term
+    is left, which understates the noise: say so where it is used.
+
+    >>> e = accuracy_estimate([0.80, 0.82, 0.78], 10_000)
+    >>> round(e.mean, 3), round(e.sd, 3), round(e.se, 4)
+    (0.8, 0.02, 0.0122)
+    """
+    values = [float(a) for a in accuracies]
+    if not values:
+        raise ValueError("accuracy_estimate needs at least one accuracy")
+    if not all(0.0 <= a <= 1.0 for a in values):
+        raise ValueError(f"accuracies must be fractions in [0, 1], got {values}")
+    if int(test_images) != test_images or test_images < 1:
+        raise ValueError(f"test_images must be a positive integer, got {test_images}")
+    n = len(values)
+    mean = sum(values) / n
+    sd = seed_sd(values)
+    s = sd if sd is not None else assumed_seed_sd
+    var = mean * (1.0 - mean) / test_images + (0.0 if s is None else s ** 2 / n)
+    return Estimate(mean, math.sqrt(var), n, sd)
+
+
+def log_estimate(values, *, assumed_seed_sd: float | None = None) -> Estimate:
+    """Mean of ``log10`` of positive values (NC metrics span decades) over seeds, with its
+    standard error ``s/sqrt(n)`` on that scale (``assumed_seed_sd`` with one seed, else 0)."""
+    values = [float(v) for v in values]
+    if not values or not all(v > 0 and math.isfinite(v) for v in values):
+        raise ValueError(f"log_estimate needs positive finite values, got {values}")
+    logs = [math.log10(v) for v in values]
+    sd = seed_sd(logs)
+    s = sd if sd is not None else assumed_seed_sd
+    se = 0.0 if s is None else s / math.sqrt(len(logs))
+    return Estimate(sum(logs) / len(logs), se, len(logs), sd)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """``after - before`` of two estimates (or of two differences), with its standard error."""
+
+    delta: float
+    se: float
+
+    def is_trend(self, z: float = TREND_Z) -> bool:
+        """True when ``|delta|`` exceeds ``z`` standard errors (:data:`TREND_Z`)."""
+        return abs(self.delta) > z * self.se
+
+    def direction(self, up: str = "grows", down: str = "shrinks", z: float = TREND_Z) -> str:
+        """``up`` or ``down`` for a trend, ``"within noise"`` otherwise."""
+        if not self.is_trend(z):
+            return "within noise"
+        return up if self.delta > 0 else down
+
+
+def difference(before, after) -> Difference:
+    """``after - before`` with standard error ``sqrt(se_before^2 + se_after^2)`` (independent
+    errors; for two networks scored on the same test images this is conservative). Works on
+    :class:`Estimate`, :class:`Spread` and :class:`Difference` alike.
+
+    >>> d = difference(Estimate(0.78, 0.004, 1), Estimate(0.80, 0.004, 1))
+    >>> round(d.delta, 3), round(d.se, 4), d.is_trend()
+    (0.02, 0.0057, True)
+    """
+    value = {Estimate: "mean", Spread: "value", Difference: "delta"}
+    a = getattr(before, value[type(before)])
+    b = getattr(after, value[type(after)])
+    return Difference(b - a, math.hypot(before.se, after.se))
+
+
+@dataclass(frozen=True)
+class Spread:
+    """The spread of a quantity across losses: the largest minus the smallest per-loss mean
+    (``best`` and ``worst`` name them), with the standard error of that difference. Noise makes
+    a max-minus-min slightly larger than the true spread; the rule compares spreads measured
+    the same way."""
+
+    value: float
+    se: float
+    best: str
+    worst: str
+
+
+def spread(estimates: dict[str, Estimate]) -> Spread:
+    """:class:`Spread` of per-loss estimates (at least two)."""
+    if len(estimates) < 2:
+        raise ValueError("a spread needs estimates for at least two losses")
+    best = max(estimates, key=lambda k: estimates[k].mean)
+    worst = min(estimates, key=lambda k: estimates[k].mean)
+    gap = difference(estimates[worst], estimates[best])
+    return Spread(gap.delta, gap.se, best, worst)
+
+
+@dataclass
+class AccuracyGrid:
+    """Accuracies of a results grid, per cell ``(arch, width, epochs)`` and loss, over seeds.
+
+    ``values[(cell, loss)]`` lists one accuracy per seed (in ``seeds[(cell, loss)]`` order);
+    ``test_images`` is the size of the test set they were measured on.
+    """
+
+    cells: list[tuple]
+    losses: list[str]
+    values: dict[tuple, list[float]]
+    seeds: dict[tuple, list[int]]
+    test_images: int = 10_000
+
+    def mean(self, cell, loss) -> float | None:
+        v = self.values.get((cell, loss))
+        return float(sum(v) / len(v)) if v else None
+
+    def seed_sd(self) -> float | None:
+        """Seed-to-seed standard deviation pooled over every (cell, loss) with two or more seeds."""
+        return pooled_seed_sd(self.values.values())
+
+    def estimate(self, cell, loss, *, assumed_seed_sd: float | None = None) -> Estimate | None:
+        """:func:`accuracy_estimate` of one loss in one cell (None if it has no result)."""
+        v = self.values.get((cell, loss))
+        return accuracy_estimate(v, self.test_images, assumed_seed_sd=assumed_seed_sd) if v else None
+
+    def gap_to(self, cell, loss, reference: str = "ce") -> tuple[float, float, int] | None:
+        """``|acc_ref - acc_loss|`` per seed both have: (mean, standard deviation, seeds)."""
+        a = dict(zip(self.seeds.get((cell, reference), []), self.values.get((cell, reference), [])))
+        b = dict(zip(self.seeds.get((cell, loss), []), self.values.get((cell, loss), [])))
+        common = sorted(set(a) & set(b))
+        if not common:
+            return None
+        gaps = [abs(a[s] - b[s]) for s in common]
+        mean = sum(gaps) / len(gaps)
+        return mean, seed_sd(gaps) or 0.0, len(gaps)
+
+    def variance_across_losses(self, cell) -> tuple[float, int] | None:
+        """Variance of every (loss, seed) accuracy in the cell, with the number of values; None
+        unless every loss of the grid has a value there."""
+        if any((cell, loss) not in self.values for loss in self.losses):
+            return None
+        values = [v for loss in self.losses for v in self.values[(cell, loss)]]
+        mean = sum(values) / len(values)
+        return sum((v - mean) ** 2 for v in values) / len(values), len(values)
+
+    def spread(self, cell, *, assumed_seed_sd: float | None = None) -> Spread | None:
+        """:class:`Spread` of the per-loss mean accuracies in a cell; None unless every loss of
+        the grid has a value there. ``assumed_seed_sd`` fills in training noise for losses with
+        one seed (see :func:`accuracy_estimate`)."""
+        estimates = {loss: self.estimate(cell, loss, assumed_seed_sd=assumed_seed_sd) for loss in self.losses}
+        if None in estimates.values() or len(estimates) < 2:
+            return None
+        return spread(estimates)
+
+    def spread_changes(self, *, assumed_seed_sd: float | None = None) -> list[SpreadChange]:
+        """How the spread across losses changes between neighbouring settings: from each epoch
+        budget to the next longer one at a fixed (arch, width), then from each width to the next
+        wider one at a fixed (arch, epochs). Only pairs where both cells have every loss count.
+        A change of spread is a difference of two spreads, each a difference of two means: its
+        standard error adds all four variances."""
+        changes = []
+        for along, fixed_of, step_of in (("epochs", lambda c: (c[0], c[1]), lambda c: c[2]),
+                                         ("width", lambda c: (c[0], c[2]), lambda c: c[1])):
+            rows: dict[tuple, list[tuple]] = {}
+            for cell in self.cells:
+                if self.spread(cell) is not None:
+                    rows.setdefault(fixed_of(cell), []).append(cell)
+            for cells in rows.values():
+                cells.sort(key=step_of)
+                for lo, hi in zip(cells, cells[1:]):
+                    changes.append(SpreadChange(along, lo, hi, self.spread(lo, assumed_seed_sd=assumed_seed_sd),
+                                                self.spread(hi, assumed_seed_sd=assumed_seed_sd)))
+        return changes
+
+
+@dataclass(frozen=True)
+class SpreadChange:
+    """The spread across losses at two neighbouring cells of a grid that differ in ``along``
+    (``"epochs"`` or ``"width"``): ``before`` at the smaller value, ``after`` at the larger."""
+
+    along: str
+    cell_before: tuple
+    cell_after: tuple
+    before: Spread
+    after: Spread
+
+    @property
+    def change(self) -> Difference:
+        return difference(self.before, self.after)
+
+    def direction(self, z: float = TREND_Z) -> str:
+        """``"shrinks"``, ``"grows"``, or ``"within noise"`` when the change is at most ``z``
+        standard errors of a difference of two spreads."""
+        return self.change.direction("grows", "shrinks", z)
+
+
+def accuracy_grid(results: list[dict], metric=lambda r: r["summary"]["final_test_acc"]) -> AccuracyGrid:
+    """Organise results by cell ``(arch, width, epochs)`` and loss, one value per seed. The
+    default metric is the final network's test accuracy, the one this book uses throughout (the
+    paper's code takes the epoch with the best validation accuracy instead:
+    ``metric=lambda r: r["summary"]["test_acc_at_best_val"]``)."""
+    values: dict[tuple, list[float]] = {}
+    seeds: dict[tuple, list[int]] = {}
+    losses: list[str] = []
+    for (arch, width, epochs, loss), group in group_results(results, ("arch", "width", "epochs", "loss")).items():
+        cell = (arch, width, epochs)
+        values[(cell, loss)] = [float(metric(r)) for r in group]
+        seeds[(cell, loss)] = [r["config"]["seed"] for r in group]
+        if loss not in losses:
+            losses.append(loss)
+    order = list(LOSSES)
+    losses.sort(key=lambda name: order.index(name) if name in order else len(order))
+    cells = sorted({cell for cell, _ in values}, key=lambda c: tuple(_sort_key(v) for v in c))
+    sizes = [r["provenance"]["dataset"].get("test_size") for r in results]
+    sizes = [int(t) for t in sizes if isinstance(t, int) and t > 0]
+    return AccuracyGrid(cells, losses, values, seeds, min(sizes) if sizes else 10_000)

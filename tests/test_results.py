@@ -1,0 +1,186 @@
+import json
+import math
+
+import pytest
+from _tiny_data import make_image_folder
+
+from ncrepro import sweep
+from ncrepro.results import (
+    TERMINAL_PHASE_TRAIN_ACC,
+    TREND_Z,
+    Estimate,
+    accuracy_estimate,
+    accuracy_grid,
+    difference,
+    group_results,
+    in_terminal_phase,
+    load_results,
+    log_estimate,
+    pooled_seed_sd,
+    seed_sd,
+    spread,
+    terminal_phase_onset,
+    terminal_phase_share,
+)
+
+
+def _synthetic_result(arch, width, epochs, loss, seed, acc, test_size=10_000):
+    return {"config": {"arch": arch, "width": width, "epochs": epochs, "loss": loss, "seed": seed},
+            "summary": {"final_test_acc": acc, "test_acc_at_best_val": acc - 0.01},
+            "provenance": {"dataset": {"test_size": test_size}}}
+
+
+def test_accuracy_grid_on_a_multi_budget_multi_seed_grid():
+    """Two widths, two epoch budgets, two losses, three seeds (one missing): every cell keeps its
+    own values, means are over seeds, gaps are per seed, and nothing is repeated across epochs."""
+    results = []
+    for width in (0.5, 1.0):
+        for epochs in (10, 40):
+            for loss in ("ce", "mse"):
+                for seed in (0, 1, 2):
+                    if (width, epochs, loss, seed) == (1.0, 40, "mse", 2):
+                        continue
+                    acc = 0.5 + 0.1 * width + 0.001 * epochs + (0.02 if loss == "mse" else 0.0) + 0.005 * seed
+                    results.append(_synthetic_result("resnet18", width, epochs, loss, seed, acc))
+    grid = accuracy_grid(results)
+    assert grid.cells == [("resnet18", 0.5, 10), ("resnet18", 0.5, 40), ("resnet18", 1.0, 10), ("resnet18", 1.0, 40)]
+    assert grid.losses == ["ce", "mse"] and grid.test_images == 10_000
+    assert grid.mean(("resnet18", 0.5, 10), "ce") == pytest.approx(0.5 + 0.05 + 0.01 + 0.005)
+    assert grid.mean(("resnet18", 0.5, 40), "ce") == pytest.approx(0.5 + 0.05 + 0.04 + 0.005)
+    mean, std, n = grid.gap_to(("resnet18", 1.0, 40), "mse")
+    assert n == 2 and mean == pytest.approx(0.02) and std == pytest.approx(0.0, abs=1e-12)
+    var, count = grid.variance_across_losses(("resnet18", 0.5, 10))
+    assert count == 6 and var > 0
+    assert grid.gap_to(("resnet18", 0.5, 10), "ls") is None
+    # Seven groups of three seeds with sd 0.005 and one of two seeds (0, 1) with sd 0.005/sqrt(2),
+    # pooled by degrees of freedom.
+    assert grid.seed_sd() == pytest.approx(math.sqrt((14 * 0.005 ** 2 + 0.005 ** 2 / 2) / 15))
+    # The paper's metric can still be asked for.
+    paper = accuracy_grid(results, metric=lambda r: r["summary"]["test_acc_at_best_val"])
+    assert paper.mean(("resnet18", 0.5, 10), "ce") == pytest.approx(0.555)
+
+
+def test_spread_and_its_changes_along_epochs_and_width():
+    """The spread is max minus min of the per-loss means; changes pair neighbouring budgets at a
+    fixed width and neighbouring widths at a fixed budget, skipping cells that miss a loss; a
+    change is called a trend only beyond TREND_Z standard errors of a difference of two spreads."""
+    acc = {  # (width, epochs) -> (ce, mse)
+        (0.5, 10): (0.60, 0.66), (0.5, 20): (0.70, 0.72), (0.5, 40): (0.80, 0.805),
+        (1.0, 10): (0.65, 0.68), (1.0, 20): (0.75, None),
+    }
+    results = [_synthetic_result("resnet18", w, e, loss, 0, a)
+               for (w, e), pair in acc.items() for loss, a in zip(("ce", "mse"), pair) if a is not None]
+    grid = accuracy_grid(results)
+    s = grid.spread(("resnet18", 0.5, 10))
+    assert s.value == pytest.approx(0.06) and (s.best, s.worst) == ("mse", "ce")
+    # One seed: binomial noise only, sqrt(p(1-p)/T) per accuracy, sqrt(2) of it for the spread.
+    se = lambda p: math.sqrt(p * (1 - p) / 10_000)  # noqa: E731
+    assert s.se == pytest.approx(math.hypot(se(0.60), se(0.66)))
+    assert grid.spread(("resnet18", 1.0, 20)) is None
+    changes = grid.spread_changes()
+    summary = [(c.along, c.cell_before[1:], c.cell_after[1:]) for c in changes]
+    # (1.0, 20) misses MSE: neither its budget step nor its width step is paired.
+    assert summary == [("epochs", (0.5, 10), (0.5, 20)), ("epochs", (0.5, 20), (0.5, 40)),
+                       ("width", (0.5, 10), (1.0, 10))]
+    first, second, third = changes
+    # A change of spread adds the variances of all four accuracies.
+    four = math.sqrt(se(0.60) ** 2 + se(0.66) ** 2 + se(0.70) ** 2 + se(0.72) ** 2)
+    assert first.change.delta == pytest.approx(-0.04) and first.change.se == pytest.approx(four)
+    assert first.direction() == "shrinks" and second.direction() == "within noise"  # 0.02 -> 0.005, se 0.009
+    # 0.06 -> 0.03 with about 0.0095 of noise: a trend at z = 2, not at z = 4.
+    assert third.change.delta == pytest.approx(-0.03)
+    assert third.direction() == "shrinks" and third.direction(z=4) == "within noise"
+    # Training noise borrowed from seeds elsewhere makes the same change noise.
+    assert grid.spread_changes(assumed_seed_sd=0.02)[2].direction() == "within noise"
+
+
+def test_the_one_seed_noise_rule_from_the_expert_read():
+    """The worked numbers of the second expert read: a change of spread with one seed on 10,000
+    test images at about 75% accuracy has a standard error of about 0.87 points, so the rule
+    calls changes up to about 1.7 points noise (the book once used 1.2)."""
+    e = accuracy_estimate([0.75], 10_000)
+    change = difference(spread({"a": e, "b": e}), spread({"a": e, "b": e}))
+    assert change.se == pytest.approx(2 * math.sqrt(0.75 * 0.25 / 10_000))
+    assert 100 * TREND_Z * change.se == pytest.approx(1.73, abs=0.01)
+
+
+def test_accuracy_estimate_adds_seed_and_test_noise():
+    e = accuracy_estimate([0.80, 0.82, 0.78], 10_000)
+    assert e.mean == pytest.approx(0.80) and e.n == 3 and e.sd == pytest.approx(0.02)
+    assert e.se == pytest.approx(math.sqrt(0.02 ** 2 / 3 + 0.8 * 0.2 / 10_000))
+    one = accuracy_estimate([0.8], 10_000)
+    assert one.sd is None and one.se == pytest.approx(0.004)
+    borrowed = accuracy_estimate([0.8], 10_000, assumed_seed_sd=0.02)
+    assert borrowed.se == pytest.approx(math.sqrt(0.02 ** 2 + 0.0016 / 100))
+    for bad in ([], [1.2], [0.5, float("nan")]):
+        with pytest.raises(ValueError):
+            accuracy_estimate(bad, 10_000)
+    with pytest.raises(ValueError, match="test_images"):
+        accuracy_estimate([0.5], 0)
+
+
+def test_seed_sd_and_pooling():
+    assert seed_sd([1.0]) is None and seed_sd([1.0, 3.0]) == pytest.approx(math.sqrt(2))
+    # Pooled over (1, 3) and (2, 4, 6): (1*2 + 2*4) / 3 = 10/3.
+    assert pooled_seed_sd([[1.0, 3.0], [2.0, 4.0, 6.0], [7.0]]) == pytest.approx(math.sqrt(10 / 3))
+    assert pooled_seed_sd([[1.0], [2.0]]) is None
+
+
+def test_log_estimate_and_differences_of_orderings():
+    a = log_estimate([0.1, 0.1, 0.1])
+    b = log_estimate([1.0, 1.2, 0.8])
+    assert a.mean == pytest.approx(-1.0) and a.se == 0.0
+    d = difference(a, b)
+    assert d.delta == pytest.approx(b.mean + 1.0) and d.is_trend() and d.direction() == "grows"
+    close = difference(log_estimate([1.0, 1.3]), log_estimate([1.1, 1.2]))
+    assert not close.is_trend() and close.direction() == "within noise"
+    with pytest.raises(ValueError, match="positive"):
+        log_estimate([0.0])
+
+
+def test_difference_accepts_estimates_spreads_and_differences():
+    e1, e2 = Estimate(0.5, 0.03, 3), Estimate(0.6, 0.04, 3)
+    d = difference(e1, e2)
+    assert d.delta == pytest.approx(0.1) and d.se == pytest.approx(0.05)
+    assert difference(d, d).delta == 0.0 and difference(d, d).se == pytest.approx(0.05 * math.sqrt(2))
+    with pytest.raises(ValueError, match="two losses"):
+        spread({"ce": e1})
+
+
+def test_terminal_phase_onset_share_and_threshold():
+    def result(*accs, epochs=None):
+        return {"config": {"epochs": epochs or len(accs)},
+                "epochs": [{"epoch": i + 1, "clean_train_acc": a} for i, a in enumerate(accs)]}
+
+    assert TERMINAL_PHASE_TRAIN_ACC == 0.999
+    assert in_terminal_phase(result(0.5, TERMINAL_PHASE_TRAIN_ACC))
+    assert not in_terminal_phase(result(1.0, 0.998))
+    fitted = result(0.5, 0.9995, 0.99, 1.0, 1.0, 1.0)
+    assert terminal_phase_onset(fitted) == 4 and terminal_phase_share(fitted) == pytest.approx(2 / 6)
+    assert terminal_phase_onset(result(1.0, 0.5)) is None and terminal_phase_share(result(1.0, 0.5)) == 0.0
+    # Epochs without an evaluation (None) and results without clean accuracies are skipped.
+    sparse = {"config": {"epochs": 4}, "epochs": [{"epoch": 1, "clean_train_acc": None},
+                                                  {"epoch": 2, "clean_train_acc": 1.0},
+                                                  {"epoch": 3}, {"epoch": 4, "clean_train_acc": 1.0}]}
+    assert terminal_phase_onset(sparse) == 2 and in_terminal_phase(sparse)
+    assert not in_terminal_phase({"epochs": [{"epoch": 1, "augmented_eval_train_acc": 1.0}]})
+
+
+def test_group_results_sorts_and_keeps_order():
+    results = [_synthetic_result("resnet18", w, 10, "ce", s, 0.5) for w in (1.0, 0.25) for s in (1, 0)]
+    groups = group_results(results, ("width",))
+    assert list(groups) == [(0.25,), (1.0,)]
+    assert [r["config"]["seed"] for r in groups[(0.25,)]] == [1, 0]
+
+
+def test_load_results_names_the_grid(tmp_path):
+    tree = make_image_folder(tmp_path / "tree", train_per_class=8, test_per_class=2)
+    proto = tmp_path / "g.json"
+    proto.write_text(json.dumps({"name": "g", "base": {"data": str(tree), "arch": "resnet18", "width": 0.0625,
+                                                       "batch_size": 16, "val_size": 8, "device": "cpu"},
+                                 "grid": {"epochs": [1, 2], "loss": ["ce"]}}))
+    out = tmp_path / "res"
+    sweep.run_protocol(str(proto), results_dir=out, progress=False, log=lambda m: None)
+    loaded = load_results(str(proto), results_dir=out)
+    assert [(r["run"], r["grid"]) for r in loaded] == [("resnet18-w0.0625-e1-ce-s0", {"epochs": 1}),
+                                                      ("resnet18-w0.0625-e2-ce-s0", {"epochs": 2})]
