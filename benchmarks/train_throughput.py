@@ -16,6 +16,13 @@ the nominal dense bf16 peak (989 TFLOP/s).
 
     python benchmarks/train_throughput.py [--device cpu|cuda] [--widths 0.125] [--variants off]
     python benchmarks/train_throughput.py --device cuda --widths 0.25,1 --variants off,default,reduce-overhead
+
+``--paths`` compares our own training paths against each other instead (no official loop): each
+is ``precision/compile`` with ``/nan-fill`` for the fill of new tensors that deterministic mode
+does by default. The first path is the baseline of the ratios; the default list starts with the
+CPU path every run before the terminal-phase protocol used (float32, eager, NaN fill)::
+
+    python benchmarks/train_throughput.py --paths default --widths 0.125,0.25 --no-augment
 """
 
 from __future__ import annotations
@@ -35,6 +42,9 @@ from ncrepro.models import build_model
 from ncrepro.train import TrainConfig, measure_throughput
 
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12}
+
+#: Our training paths on the CPU, the old default first (see ``--paths``).
+DEFAULT_PATHS = "fp32/off/nan-fill,fp32/off,bf16/off,bf16/default"
 
 
 class _PILDataset(Dataset):
@@ -90,6 +100,32 @@ def step_flops(arch: str, width: float, batch_size: int) -> float:
     return float(counter.get_total_flops())
 
 
+def compare_paths(paths: list[str], splits: DataSplits, arch: str, width: float, batch_size: int, device,
+                  steps: int, repeats: int, augment: bool) -> dict[str, list[float]]:
+    """Images/s of each of our training paths (``precision/compile[/nan-fill]``), measured in
+    interleaved repeats with the trainer's own step under the trainer's CPU settings
+    (deterministic algorithms on). Every path pays its own compilation before its first repeat."""
+    import torch.utils.deterministic as deterministic
+
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True)
+    speeds: dict[str, list[float]] = {p: [] for p in paths}
+    for r in range(repeats):
+        for path in paths:
+            precision, compile_mode, *fill = path.split("/")
+            deterministic.fill_uninitialized_memory = fill == ["nan-fill"]
+            if r == 0:
+                torch._dynamo.reset()
+            cfg = TrainConfig(arch=arch, width=width, batch_size=batch_size, device=str(device), loss="ce",
+                              compile=compile_mode, precision=precision, augment=augment)
+            t = measure_throughput(cfg, splits, steps=steps, warmup=3)
+            speeds[path].append(t.train_images_per_s)
+            print(f"  [{r + 1}] {path}: {t.train_images_per_s:,.0f} images/s (setup {t.setup_seconds:.1f} s)",
+                  flush=True)
+    deterministic.fill_uninitialized_memory = True
+    return speeds
+
+
 def _fmt(values: list[float]) -> str:
     med = statistics.median(values)
     return f"{med:9,.0f} images/s (range {min(values):,.0f}-{max(values):,.0f}, n={len(values)})"
@@ -103,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variants", default=None,
                    help="compile modes of our step, comma-separated: off, default, reduce-overhead, ... "
                         "(default: off on the CPU; off,default,reduce-overhead on CUDA)")
+    p.add_argument("--paths", default=None,
+                   help=f"compare our own paths precision/compile[/nan-fill], comma-separated, the first the "
+                        f"baseline; 'default' is {DEFAULT_PATHS}")
+    p.add_argument("--no-augment", action="store_true", help="our paths train on unaugmented images")
     p.add_argument("--steps", type=int, default=None, help="timed steps per measurement (default 30 CPU, 100 CUDA)")
     p.add_argument("--repeats", type=int, default=3, help="measurements of each loop, interleaved")
     p.add_argument("--batch-size", type=int, default=128)
@@ -133,6 +173,19 @@ def main(argv: list[str] | None = None) -> int:
     train = ImageSet(images, labels, [str(k) for k in range(10)])
     tiny = ImageSet(images[:10], labels[:10], train.classes)
     splits = DataSplits(train, tiny, tiny, {})
+    if args.paths:
+        paths = (DEFAULT_PATHS if args.paths == "default" else args.paths).split(",")
+        for width in widths:
+            print(f"\nwidth {width:g}, {'no ' if args.no_augment else ''}augmentation:", flush=True)
+            speeds = compare_paths(paths, splits, args.arch, width, args.batch_size, device, steps, args.repeats,
+                                   not args.no_augment)
+            base = speeds[paths[0]]
+            for path in paths:
+                ratios = [a / b for a, b in zip(speeds[path], base)]
+                ratio = statistics.median(speeds[path]) / statistics.median(base)
+                print(f"  {path:22} {_fmt(speeds[path])}, {ratio:.2f}x"
+                      f" (per repeat {min(ratios):.2f}x-{max(ratios):.2f}x)", flush=True)
+        return 0
     for width in widths:
         flops = step_flops(args.arch, width, args.batch_size)
         print(f"\nwidth {width:g}: {flops / args.batch_size / 1e9:.2f} GFLOP per image per training step", flush=True)
