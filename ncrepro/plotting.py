@@ -31,6 +31,10 @@ __all__ = [
     "accuracy_heatmaps",
     "nc_curves",
     "nc_curves_slider",
+    "seed_band_figure",
+    "pair_heatmap",
+    "LOG_AXIS",
+    "METRIC_AXES",
     "PALETTE",
     "LOSS_COLORS",
     "LOSS_LABELS",
@@ -381,3 +385,129 @@ def nc_curves_slider(groups: dict, *, baselines=None, label=str, keys=("nc1", "n
         padded.append((name, traces + [go.Scatter(x=[None], y=[None], showlegend=False)] * (size - len(traces))))
     return slider_figure(padded, prefix="setting: ", active=len(padded) - 1 if active is None else active,
                          fig=_nc_layout(keys))
+
+
+#: Axis settings for a log axis of a dimensionless quantity: one tick per decade, written as a
+#: power of ten (never SI prefixes such as "100μ", never bare mantissa digits).
+LOG_AXIS = dict(type="log", dtick=1, exponentformat="power", showexponent="all")
+
+#: What each per-epoch metric is called on an axis, and whether it is drawn on a log axis.
+METRIC_AXES = {
+    "clean_train_acc": ("training accuracy (%)", False),
+    "test_acc": ("test accuracy (%)", False),
+    "nc1": ("NC1", True),
+    "nc2": ("NC2", True),
+    "nc3": ("NC3", True),
+    "nc4": ("NC4", True),
+}
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    h = hex_color.lstrip("#")
+    return f"rgba({int(h[0:2], 16)}, {int(h[2:4], 16)}, {int(h[4:6], 16)}, {alpha})"
+
+
+def _band_traces(runs_by_loss: dict, keys, baselines: dict | None, onsets: dict | None, floors: dict) -> list:
+    """Traces of :func:`seed_band_figure` for one setting, each on its panel's axes."""
+    from .results import seed_band
+
+    def floored(runs, key):
+        if key not in floors:
+            return runs
+        # A log axis cannot show 0 (NC4 when no image disagrees): draw it at the floor.
+        return [dict(r, epochs=[dict(e, **{key: max(e[key], floors[key])}) if e.get(key) is not None else e
+                                for e in r["epochs"]]) for r in runs]
+
+    traces = []
+    for row, key in enumerate(keys, 1):
+        axis = "" if row == 1 else str(row)
+        _, log = METRIC_AXES[key]
+        scale = 1.0 if log else 100.0
+        for loss, runs in runs_by_loss.items():
+            color = LOSS_COLORS[loss] if loss in LOSS_COLORS else "#7f7f7f"
+            band = seed_band(floored(runs, key), key, log=log)
+            x = band.epochs
+            common = dict(legendgroup=loss, xaxis=f"x{axis}", yaxis=f"y{axis}", hoverinfo="skip")
+            # The band: lowest to highest seed, drawn as one closed polygon.
+            traces.append(go.Scatter(x=x + x[::-1], y=[scale * v for v in band.high + band.low[::-1]],
+                                     fill="toself", fillcolor=_rgba(color, 0.18), line=dict(width=0),
+                                     mode="lines", showlegend=False, name=f"{LOSS_LABELS.get(loss, loss)} seeds",
+                                     **common))
+            label = LOSS_LABELS.get(loss, loss)
+            traces.append(go.Scatter(x=x, y=[scale * v for v in band.mean], mode="lines+markers",
+                                     marker=dict(size=4), line=dict(color=color, width=2),
+                                     name=f"{label} ({band.seeds} seed{'s' if band.seeds != 1 else ''})",
+                                     showlegend=row == 1, legendgroup=loss, xaxis=f"x{axis}", yaxis=f"y{axis}",
+                                     hovertemplate=f"{label}, epoch %{{x}}: %{{y:.4g}}<extra></extra>"))
+            if onsets and loss in onsets and onsets[loss] is not None:
+                # Where the terminal phase starts for this loss (mean onset over seeds).
+                lo = min(scale * v for v in band.low)
+                hi = max(scale * v for v in band.high)
+                traces.append(go.Scatter(x=[onsets[loss]] * 2, y=[lo, hi], mode="lines", showlegend=False,
+                                         line=dict(color=color, width=1.5, dash="dot"), legendgroup=loss,
+                                         xaxis=f"x{axis}", yaxis=f"y{axis}", hoverinfo="skip"))
+        value = (baselines or {}).get(key)
+        epochs = [e for runs in runs_by_loss.values() for r in runs for e in (r["epochs"][0]["epoch"],
+                                                                               r["epochs"][-1]["epoch"])]
+        traces.append(go.Scatter(x=[min(epochs), max(epochs)], y=[value, value] if value is not None else [None] * 2,
+                                 mode="lines", name="random geometry", showlegend=False, hoverinfo="skip",
+                                 line=dict(color="grey", dash="dash", width=1), xaxis=f"x{axis}", yaxis=f"y{axis}"))
+    return traces
+
+
+def seed_band_figure(settings: dict, *, keys=("clean_train_acc", "nc1", "nc2", "nc3", "nc4"), baselines=None,
+                     onsets=None, floors: dict | None = None, label=str, panel_height: int = 190):
+    """Metrics over training, one panel per metric stacked in a single column (readable at any
+    width), one colour per loss: the mean over seeds as a line and the lowest-to-highest seed as
+    a band; dotted vertical lines where the terminal phase starts (``onsets``); dashed grey the
+    value random geometry has (``baselines``). Several settings get a slider.
+
+    Args:
+        settings: ``{setting: {loss: [results]}}``.
+        baselines: ``setting -> {metric: value}``.
+        onsets: ``setting -> {loss: epoch}``.
+        floors: ``{metric: value}`` drawn in place of smaller values (zeros) on a log axis; say
+            so in the caption.
+        label: ``setting -> slider label``.
+    """
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=len(keys), cols=1, shared_xaxes=True, vertical_spacing=0.035,
+                        subplot_titles=None)
+    for row, key in enumerate(keys, 1):
+        title, log = METRIC_AXES[key]
+        fig.update_yaxes(title_text=title, row=row, col=1, **(LOG_AXIS if log else {}))
+    fig.update_xaxes(title_text="epoch", row=len(keys), col=1)
+    steps = []
+    for setting, runs_by_loss in settings.items():
+        steps.append((label(setting), _band_traces(runs_by_loss, keys, baselines(setting) if baselines else None,
+                                                   onsets(setting) if onsets else None, floors or {})))
+    size = max(len(t) for _, t in steps)
+    steps = [(name, t + [go.Scatter(x=[None], y=[None], showlegend=False)] * (size - len(t))) for name, t in steps]
+    fig = slider_figure(steps, prefix="", active=0, fig=fig)
+    fig.update_layout(height=panel_height * len(keys) + 170, legend=dict(orientation="h", yanchor="bottom", y=1.01,
+                                                                        x=0), margin=dict(l=70, r=10, t=60, b=50))
+    return fig
+
+
+def pair_heatmap(matrix: dict, losses: Sequence[str], *, title: str, scale: float = 1.0, fmt: str = ".3f",
+                 colorscale: str = "Blues", reverse: bool = False):
+    """A loss-by-loss heatmap of a measure between networks (:func:`ncrepro.comparison.pair_matrix`):
+    off the diagonal, networks of two losses; on it, networks of one loss from different seeds.
+    Each cell shows its mean (times ``scale``); the colour bar is titled ``title``."""
+    labels = [LOSS_LABELS.get(loss, loss) for loss in losses]
+    z, text = [], []
+    for a in losses:
+        z_row, t_row = [], []
+        for b in losses:
+            e = matrix.get((a, b))
+            z_row.append(None if e is None else scale * e.mean)
+            t_row.append("" if e is None else format(scale * e.mean, fmt))
+        z.append(z_row)
+        text.append(t_row)
+    fig = go.Figure(go.Heatmap(z=z, x=labels, y=labels, text=text, texttemplate="%{text}", colorscale=colorscale,
+                               reversescale=reverse, colorbar=dict(title=dict(text=title, side="right")),
+                               hovertemplate="%{y} and %{x}: %{text}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(margin=dict(l=60, r=10, t=30, b=40))
+    return fig

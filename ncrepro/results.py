@@ -4,7 +4,8 @@
   its ``grid`` settings), :func:`group_results`, :func:`result_set_summary`.
 * The terminal phase: :func:`in_terminal_phase`, :func:`terminal_phase_onset`.
 * Accuracy across losses: :class:`AccuracyGrid` (per cell and loss, over seeds), spreads and
-  how they change, each with the noise rule that decides whether a difference is a trend.
+  how they change, judged by the noise rule of :mod:`ncrepro.noise`.
+* Seeds over training: :func:`seed_band`; final metrics over seeds: :func:`metric_estimates`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .losses import LOSSES
+from .noise import (
+    TREND_Z,
+    Difference,
+    Estimate,
+    Spread,
+    accuracy_estimate,
+    difference,
+    log_estimate,
+    pooled_seed_sd,
+    seed_sd,
+    spread,
+)
 from .protocol import load_protocol, protocol_runs, results_folder, run_identity
 from .train import TrainConfig, differing_settings, read_result
 
@@ -27,19 +40,15 @@ __all__ = [
     "terminal_phase_onset",
     "terminal_phase_share",
     "TERMINAL_PHASE_TRAIN_ACC",
-    "TREND_Z",
-    "Estimate",
-    "Difference",
-    "Spread",
-    "seed_sd",
-    "pooled_seed_sd",
-    "accuracy_estimate",
-    "log_estimate",
-    "difference",
-    "spread",
     "AccuracyGrid",
     "SpreadChange",
     "accuracy_grid",
+    "final_value",
+    "metric_estimates",
+    "SeedBand",
+    "seed_band",
+    "scale_text",
+    "result_value",
 ]
 
 
@@ -128,11 +137,6 @@ TERMINAL_PHASE_TRAIN_ACC = 0.999
 (Papyan et al. 2020) is training continued after the training error reaches zero; 99.9% allows
 45 of 45,000 images (or 2 of 2,000) to stay misclassified."""
 
-TREND_Z = 2.0
-"""A difference counts as a trend only when it exceeds ``TREND_Z`` standard errors (about a
-95% two-sided test); anything smaller is reported as within noise."""
-
-
 def _clean_accuracies(result: dict) -> list[tuple[int, float]]:
     return [(e["epoch"], e["clean_train_acc"]) for e in result["epochs"] if e.get("clean_train_acc") is not None]
 
@@ -171,140 +175,6 @@ def terminal_phase_share(result: dict) -> float:
     onset = terminal_phase_onset(result)
     epochs = result["config"]["epochs"]
     return 0.0 if onset is None else (epochs - onset) / epochs
-
-
-# ---------------------------------------------------------------------------------------------
-# Noise: means over seeds, their standard errors, and the rule that separates trend from noise
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A mean over seeds with its standard error: ``sd`` is the seed-to-seed standard deviation
-    (None with one seed), ``n`` the number of seeds."""
-
-    mean: float
-    se: float
-    n: int
-    sd: float | None = None
-
-
-def seed_sd(values) -> float | None:
-    """Sample standard deviation over seeds (``ddof=1``); None for fewer than two values."""
-    values = [float(v) for v in values]
-    if len(values) < 2:
-        return None
-    mean = sum(values) / len(values)
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-
-
-def pooled_seed_sd(groups) -> float | None:
-    """The seed-to-seed standard deviation pooled over groups of seeds (each a list of values of
-    one setting): the square root of the degrees-of-freedom-weighted mean of the group variances.
-    Groups of one seed add nothing; None when no group has two seeds."""
-    num = dof = 0.0
-    for values in groups:
-        sd = seed_sd(values)
-        if sd is not None:
-            num += (len(values) - 1) * sd ** 2
-            dof += len(values) - 1
-    return math.sqrt(num / dof) if dof else None
-
-
-def accuracy_estimate(accuracies, test_images: int, *, assumed_seed_sd: float | None = None) -> Estimate:
-    """Mean test accuracy over seeds and its standard error ``sqrt(s^2/n + p(1-p)/T)``.
-
-    Two sources of noise: training (seed to seed, ``s``, measured when there are two or more
-    seeds, or ``assumed_seed_sd`` borrowed from a comparable setting when there is one) and the
-    test set's sampling (``T`` images, binomial). The seeds share one test set, so the second
-    term does not shrink with ``n``. With one seed and no assumed ``s``, only the binomial term
-    is left, which understates the noise: say so where it is used.
-
-    >>> e = accuracy_estimate([0.80, 0.82, 0.78], 10_000)
-    >>> round(e.mean, 3), round(e.sd, 3), round(e.se, 4)
-    (0.8, 0.02, 0.0122)
-    """
-    values = [float(a) for a in accuracies]
-    if not values:
-        raise ValueError("accuracy_estimate needs at least one accuracy")
-    if not all(0.0 <= a <= 1.0 for a in values):
-        raise ValueError(f"accuracies must be fractions in [0, 1], got {values}")
-    if int(test_images) != test_images or test_images < 1:
-        raise ValueError(f"test_images must be a positive integer, got {test_images}")
-    n = len(values)
-    mean = sum(values) / n
-    sd = seed_sd(values)
-    s = sd if sd is not None else assumed_seed_sd
-    var = mean * (1.0 - mean) / test_images + (0.0 if s is None else s ** 2 / n)
-    return Estimate(mean, math.sqrt(var), n, sd)
-
-
-def log_estimate(values, *, assumed_seed_sd: float | None = None) -> Estimate:
-    """Mean of ``log10`` of positive values (NC metrics span decades) over seeds, with its
-    standard error ``s/sqrt(n)`` on that scale (``assumed_seed_sd`` with one seed, else 0)."""
-    values = [float(v) for v in values]
-    if not values or not all(v > 0 and math.isfinite(v) for v in values):
-        raise ValueError(f"log_estimate needs positive finite values, got {values}")
-    logs = [math.log10(v) for v in values]
-    sd = seed_sd(logs)
-    s = sd if sd is not None else assumed_seed_sd
-    se = 0.0 if s is None else s / math.sqrt(len(logs))
-    return Estimate(sum(logs) / len(logs), se, len(logs), sd)
-
-
-@dataclass(frozen=True)
-class Difference:
-    """``after - before`` of two estimates (or of two differences), with its standard error."""
-
-    delta: float
-    se: float
-
-    def is_trend(self, z: float = TREND_Z) -> bool:
-        """True when ``|delta|`` exceeds ``z`` standard errors (:data:`TREND_Z`)."""
-        return abs(self.delta) > z * self.se
-
-    def direction(self, up: str = "grows", down: str = "shrinks", z: float = TREND_Z) -> str:
-        """``up`` or ``down`` for a trend, ``"within noise"`` otherwise."""
-        if not self.is_trend(z):
-            return "within noise"
-        return up if self.delta > 0 else down
-
-
-def difference(before, after) -> Difference:
-    """``after - before`` with standard error ``sqrt(se_before^2 + se_after^2)`` (independent
-    errors; for two networks scored on the same test images this is conservative). Works on
-    :class:`Estimate`, :class:`Spread` and :class:`Difference` alike.
-
-    >>> d = difference(Estimate(0.78, 0.004, 1), Estimate(0.80, 0.004, 1))
-    >>> round(d.delta, 3), round(d.se, 4), d.is_trend()
-    (0.02, 0.0057, True)
-    """
-    value = {Estimate: "mean", Spread: "value", Difference: "delta"}
-    a = getattr(before, value[type(before)])
-    b = getattr(after, value[type(after)])
-    return Difference(b - a, math.hypot(before.se, after.se))
-
-
-@dataclass(frozen=True)
-class Spread:
-    """The spread of a quantity across losses: the largest minus the smallest per-loss mean
-    (``best`` and ``worst`` name them), with the standard error of that difference. Noise makes
-    a max-minus-min slightly larger than the true spread; the rule compares spreads measured
-    the same way."""
-
-    value: float
-    se: float
-    best: str
-    worst: str
-
-
-def spread(estimates: dict[str, Estimate]) -> Spread:
-    """:class:`Spread` of per-loss estimates (at least two)."""
-    if len(estimates) < 2:
-        raise ValueError("a spread needs estimates for at least two losses")
-    best = max(estimates, key=lambda k: estimates[k].mean)
-    worst = min(estimates, key=lambda k: estimates[k].mean)
-    gap = difference(estimates[worst], estimates[best])
-    return Spread(gap.delta, gap.se, best, worst)
 
 
 @dataclass
@@ -425,3 +295,106 @@ def accuracy_grid(results: list[dict], metric=lambda r: r["summary"]["final_test
     sizes = [r["provenance"]["dataset"].get("test_size") for r in results]
     sizes = [int(t) for t in sizes if isinstance(t, int) and t > 0]
     return AccuracyGrid(cells, losses, values, seeds, min(sizes) if sizes else 10_000)
+
+
+# ---------------------------------------------------------------------------------------------
+# Seeds as bands and estimates: what the terminal-phase chapter reads
+
+
+def final_value(result: dict, key: str) -> float | None:
+    """The last evaluated value of a per-epoch metric (``nc1``, ``test_acc``, ``clean_train_acc``)."""
+    values = [e[key] for e in result["epochs"] if e.get(key) is not None]
+    return values[-1] if values else None
+
+
+def metric_estimates(results: list[dict], key: str, *, by: tuple[str, ...] = ("width", "loss"), log: bool = True,
+                     assumed_seed_sd: float | None = None) -> dict[tuple, Estimate]:
+    """Per group (``by`` settings), the final value of ``key`` over seeds as an :class:`Estimate`:
+    of ``log10`` (``log=True``, for NC metrics, which span decades) or of the value itself."""
+    out = {}
+    for group_key, group in group_results(results, by).items():
+        values = [final_value(r, key) for r in group]
+        values = [v for v in values if v is not None]
+        if not values:
+            continue
+        if log:
+            out[group_key] = log_estimate(values, assumed_seed_sd=assumed_seed_sd)
+        else:
+            sd = seed_sd(values)
+            s = sd if sd is not None else assumed_seed_sd
+            se = 0.0 if s is None else s / math.sqrt(len(values))
+            out[group_key] = Estimate(sum(values) / len(values), se, len(values), sd)
+    return out
+
+
+@dataclass(frozen=True)
+class SeedBand:
+    """A metric over training for one setting: the mean over seeds at each evaluated epoch and
+    the lowest and highest seed (the band); ``seeds`` is how many runs it covers."""
+
+    epochs: list[int]
+    mean: list[float]
+    low: list[float]
+    high: list[float]
+    seeds: int
+
+
+def seed_band(results: list[dict], key: str, *, log: bool = False) -> SeedBand:
+    """:class:`SeedBand` of ``key`` over the runs of one setting (the epochs every run evaluated).
+    With ``log=True`` the mean is geometric (NC metrics span decades)."""
+    if not results:
+        raise ValueError("seed_band needs at least one result")
+    per_run = [{e["epoch"]: e[key] for e in r["epochs"] if e.get(key) is not None} for r in results]
+    epochs = sorted(set.intersection(*(set(p) for p in per_run)))
+    mean, low, high = [], [], []
+    for epoch in epochs:
+        values = [p[epoch] for p in per_run]
+        if log and all(v > 0 for v in values):
+            mean.append(10 ** (sum(math.log10(v) for v in values) / len(values)))
+        else:
+            mean.append(sum(values) / len(values))
+        low.append(min(values))
+        high.append(max(values))
+    return SeedBand(epochs, mean, low, high, len(results))
+
+
+def scale_text(summary: dict) -> str:
+    """A result set's scale in one clause, from :func:`result_set_summary`, for stating next to
+    every number drawn from it.
+
+    >>> scale_text({"runs": 1, "grid_runs": 2, "train_images": [45000], "augment": [False],
+    ...             "val_images": [5000], "test_images": [10000], "archs": ["resnet18"], "widths": [0.125],
+    ...             "epochs": [100], "seeds": [0], "loss_scale": ["mean"], "devices": ["cpu (2 threads)"],
+    ...             "wall_hours": 0.6}).split("; ")[:3]  # doctest: +NORMALIZE_WHITESPACE
+    ['1 of 2 runs', '45,000 training images without augmentation, 5,000 validation, 10,000 test',
+     'ResNet18 at width 0.125']
+    """
+    from .prose import join_list, plural
+
+    arch_names = {"resnet18": "ResNet18", "wrn50": "WideResNet50"}
+    augment = {(True,): "with", (False,): "without"}.get(tuple(summary["augment"]), "partly with")
+    widths = summary["widths"]
+    return (f"{summary['runs']} of {summary['grid_runs']} runs; {summary['train_images'][0]:,} training images "
+            f"{augment} augmentation, {summary['val_images'][0]:,} validation, {summary['test_images'][0]:,} test; "
+            f"{join_list(arch_names.get(a, a) for a in summary['archs'])} at {plural(len(widths), 'width')} "
+            f"{join_list(f'{w:g}' for w in widths)}; {join_list(map(str, summary['epochs']))} epochs; "
+            f"{plural(len(summary['seeds']), 'seed')} {join_list(map(str, summary['seeds']))}; "
+            f"batch-{join_list(summary['loss_scale'], last='or')} loss; {join_list(summary['devices'])}; "
+            f"{summary['wall_hours']:.1f} hours of training")
+
+
+def result_value(result: dict, path: str):
+    """A value of a result by its dotted path: ``"summary.final_test_acc"``,
+    ``"analysis.test_nc.nc1"``; ``"final.<key>"`` is :func:`final_value` of a per-epoch metric.
+
+    >>> result_value({"analysis": {"test_nc": {"nc1": 0.5}}}, "analysis.test_nc.nc1")
+    0.5
+    """
+    if path.startswith("final."):
+        return final_value(result, path[len("final."):])
+    value = result
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise ValueError(f"{result.get('run', 'a result')}: has no {path!r}")
+        value = value[part]
+    return value

@@ -1,0 +1,74 @@
+"""Numbers into the book's sentences: counts with their nouns, lists, ranges and ``mean ± sd``.
+
+One place for these, so that no chapter prints "1 dead classes", an empty list, or a range whose
+ends are equal.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+__all__ = ["plural", "count", "join_list", "value_range", "plus_minus", "percent"]
+
+
+def plural(n: int, word: str, plural_form: str | None = None) -> str:
+    """``word`` for a count of one, its plural otherwise (``word + "s"`` unless given).
+
+    >>> plural(1, "class", "classes"), plural(3, "class", "classes"), plural(0, "run")
+    ('class', 'classes', 'runs')
+    """
+    return word if n == 1 else (plural_form or word + "s")
+
+
+def count(n: int, word: str, plural_form: str | None = None) -> str:
+    """``"1 run"``, ``"3 runs"``.
+
+    >>> count(1, "dead class", "dead classes"), count(2, "seed")
+    ('1 dead class', '2 seeds')
+    """
+    return f"{n:,} {plural(n, word, plural_form)}"
+
+
+def join_list(items: Iterable[str], *, empty: str = "none", last: str = "and") -> str:
+    """``"a"``, ``"a and b"``, ``"a, b and c"``; ``empty`` when there is nothing.
+
+    >>> join_list([]), join_list(["CE"]), join_list(["CE", "LS", "FL"])
+    ('none', 'CE', 'CE, LS and FL')
+    """
+    items = [str(i) for i in items]
+    if not items:
+        return empty
+    if len(items) == 1:
+        return items[0]
+    return f"{', '.join(items[:-1])} {last} {items[-1]}"
+
+
+def value_range(values: Iterable[float], fmt: str = ".3g", *, sep: str = "–") -> str:
+    """``"0.12–0.34"``, or one number when every value prints alike.
+
+    >>> value_range([0.5, 0.25]), value_range([1.0, 1.0001], ".2f")
+    ('0.25–0.5', '1.00')
+    """
+    values = list(values)
+    if not values:
+        raise ValueError("value_range needs at least one value")
+    lo, hi = format(min(values), fmt), format(max(values), fmt)
+    return lo if lo == hi else f"{lo}{sep}{hi}"
+
+
+def plus_minus(mean: float, sd: float | None, fmt: str = ".1f") -> str:
+    """``"78.3 ± 0.4"``, or the mean alone when there is no spread (one seed).
+
+    >>> plus_minus(78.31, 0.42), plus_minus(78.31, None)
+    ('78.3 ± 0.4', '78.3')
+    """
+    return format(mean, fmt) if sd is None else f"{mean:{fmt}} ± {sd:{fmt}}"
+
+
+def percent(fraction: float, fmt: str = ".1f") -> str:
+    """A fraction as a percentage with its sign: ``"99.9%"``.
+
+    >>> percent(0.99912), percent(1.0, ".2f")
+    ('99.9%', '100.00%')
+    """
+    return f"{100 * fraction:{fmt}}%"

@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+
+from ncrepro.comparison import (
+    compare_with_seeds,
+    etf_distance,
+    geometry_distance,
+    network_pairs,
+    pair_matrix,
+    prediction_agreement,
+)
+from ncrepro.metrics import simplex_etf
+
+
+def _net(loss, seed, means, predictions, width=0.125):
+    return {"run": f"{loss}-s{seed}", "config": {"arch": "resnet18", "width": width, "epochs": 10, "loss": loss,
+                                                 "seed": seed},
+            "analysis": {"geometry": {"means": np.asarray(means).tolist()}, "test_predictions": list(predictions)}}
+
+
+def test_measures_on_known_configurations():
+    etf = simplex_etf(4)
+    G = etf @ etf.T
+    rotated = 3.0 * G  # the same shape at another scale
+    a, b = _net("ce", 0, G, [0, 1, 2, 3]), _net("ls", 0, rotated, [0, 1, 2, 0])
+    assert geometry_distance(a, b) == pytest.approx(0.0, abs=1e-7)
+    assert etf_distance(a) == pytest.approx(0.0, abs=1e-7)
+    squashed = np.diag([1.0, 1.0, 1.0, 0.0])
+    assert geometry_distance(a, _net("fl", 0, squashed, [0] * 4)) > 0.1
+    assert prediction_agreement(a, b) == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="same images"):
+        prediction_agreement(a, _net("mse", 0, G, [0, 1]))
+    with pytest.raises(ValueError, match="test_predictions"):
+        prediction_agreement(a, {"run": "old", "analysis": {"geometry": {"means": G.tolist()}}})
+
+
+def test_pairs_are_between_losses_at_one_seed_or_between_seeds_of_one_loss():
+    rng = np.random.default_rng(0)
+    nets = [_net(loss, seed, np.eye(3), rng.integers(0, 3, 50)) for loss in ("ce", "mse") for seed in (0, 1, 2)]
+    nets.append(_net("ce", 0, np.eye(3), rng.integers(0, 3, 50), width=0.25))  # another setting: no pairs
+    pairs = network_pairs(nets, "agreement")
+    kinds = sorted((p.kind, p.loss_a, p.loss_b, p.seed_a, p.seed_b) for p in pairs)
+    assert [k for k in kinds if k[0] == "losses"] == [("losses", "ce", "mse", s, s) for s in (0, 1, 2)]
+    assert len([k for k in kinds if k[0] == "seeds"]) == 6  # three pairs per loss
+    with pytest.raises(ValueError, match="unknown measure"):
+        network_pairs(nets, "cka")
+
+
+def test_seed_yardstick_decides_the_verdict():
+    base = np.arange(200) % 4
+    def flip(n, offset):  # a copy of base with n predictions changed
+        p = base.copy()
+        p[offset:offset + n] = (p[offset:offset + n] + 1) % 4
+        return p
+    # Losses disagree on about 30% of images, seeds of one loss on 5%: further apart than seeds.
+    nets = [_net("ce", s, np.eye(4), flip(10, 10 * s)) for s in range(3)]
+    nets += [_net("mse", s, np.eye(4), flip(60, 100 + 10 * s)) for s in range(3)]
+    cmp = compare_with_seeds(network_pairs(nets, "agreement"), "agreement")
+    assert cmp.verdict == "further apart than seeds"
+    assert cmp.between_seeds.mean > cmp.between_losses.mean
+    # Losses that disagree as much as seeds do: as close as seeds.
+    alike = [_net(loss, s, np.eye(4), flip(10, 10 * s + (100 if loss == "mse" else 0)))
+             for loss in ("ce", "mse") for s in range(3)]
+    assert compare_with_seeds(network_pairs(alike, "agreement"), "agreement").verdict == "as close as seeds"
+    matrix = pair_matrix(network_pairs(nets, "agreement"))
+    assert matrix[("ce", "mse")] == matrix[("mse", "ce")] and matrix[("ce", "mse")].n == 3
+    assert matrix[("ce", "ce")].mean == pytest.approx(0.9) and matrix[("ce", "ce")].n == 3
+    # One seed: no yardstick.
+    assert compare_with_seeds(network_pairs(nets[:1] + nets[3:4], "agreement"), "agreement") is None
