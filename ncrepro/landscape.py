@@ -19,6 +19,8 @@ tools to test both statements in ways that could fail:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -27,6 +29,7 @@ from .losses import loss_spec
 from .problem import UFMProblem
 
 __all__ = [
+    "SOLVERS",
     "CriticalPoint",
     "analyse_point",
     "closed_form_point",
@@ -157,12 +160,20 @@ def tied_critical_point(loss: str, problem: UFMProblem, *, tie=(0, 1), seed: int
     return expand().detach().numpy()
 
 
-def dead_classes(problem: UFMProblem, x, tol: float = 1e-3, floor: float = 1e-6) -> int:
-    """Classes whose classifier row has collapsed to zero: ``||w_k|| <= max(tol max_j ||w_j||, floor)``
-    (the floor makes every class dead at the origin, where all rows are zero to solver precision)."""
+def dead_classes(problem: UFMProblem, x, reference: float | None = None, tol: float = 1e-3,
+                 floor: float = 1e-6) -> int:
+    """Classes whose classifier row has collapsed to zero: ``||w_k|| <= max(tol * reference, floor)``.
+
+    ``reference`` is the row norm of the global minimiser (``sqrt(w_norm_sq)`` of
+    :func:`ncrepro.theory.global_minimizer`), an absolute yardstick: measured against the largest
+    row of the point itself, a point whose rows are *all* near zero (the origin, to solver
+    precision) would count only its smallest rows as dead. Without a reference (or when the
+    optimum is trivial) the largest row of ``x`` is used. The floor makes every class dead at the
+    origin."""
     W, _, _ = ufm.split_point(problem, x)
     norms = np.linalg.norm(W, axis=1)
-    return int((norms <= max(tol * norms.max(), floor)).sum())
+    scale = reference if reference else norms.max()
+    return int((norms <= max(tol * scale, floor)).sum())
 
 
 def analyse_point(loss: str, problem: UFMProblem, x, *, null_tol: float = 1e-8, hessian: bool = True,
@@ -180,27 +191,60 @@ def analyse_point(loss: str, problem: UFMProblem, x, *, null_tol: float = 1e-8, 
     return out
 
 
+SOLVERS = ("ncrepro", "scipy")
+
+
+def _scipy_solutions(loss: str, problem: UFMProblem, seeds, init_scale: float, **params) -> list[np.ndarray]:
+    """End points of SciPy's L-BFGS-B from the same random starts as :func:`ufm.solve_batch`."""
+    from scipy import optimize
+
+    ends = []
+    for seed in seeds:
+        x0 = ufm.random_start(problem, seed, init_scale)
+        res = optimize.minimize(lambda x: ufm.objective_and_gradient(loss, problem, x, **params), x0, jac=True,
+                                method="L-BFGS-B", options={"maxiter": 20000, "maxcor": 10, "gtol": 1e-10,
+                                                            "ftol": 1e-16})
+        ends.append(res.x)
+    return ends
+
+
 def survey_random_starts(loss: str, problem: UFMProblem, *, seeds, init_scale: float = 1.0,
-                         hessian_for: int = 0, **params) -> list[dict]:
-    """Solve from many random starts (batched L-BFGS) and describe where each one ends.
+                         hessian_for: int = 0, solver: str = "ncrepro", **params) -> list[dict]:
+    """Solve from many random starts and describe where each one ends: with the package's batched
+    L-BFGS (``solver="ncrepro"``) or SciPy's L-BFGS-B (``"scipy"``), from the same starts. Where
+    a start ends when the landscape has several minima depends on the solver's path, so a
+    fraction of starts trapped is a property of the solver as much as of the landscape.
 
     Each entry: ``seed``, ``objective``, ``gap`` (relative to the closed-form optimum),
-    ``converged``, ``dead`` classes, ``min_margin``, ``nc1``, ``nc2``, and for the first
+    ``converged``, ``dead`` classes (against the optimum's row norm), ``gradient_norm``,
+    ``min_margin``, and for the first
     ``hessian_for`` starts that did not reach the global minimum (gap > 1e-7) also the
     Hessian summary of :func:`analyse_point`. A solver's end point is critical only to about
     1e-9, so its flat directions' eigenvalues scatter around zero by that much: eigenvalues
     within 1e-6 of the largest count as zero here (strict saddles are orders above that).
     """
-    best = theory.global_minimizer(loss, problem, **params)["objective"]
-    sols = ufm.solve_batch(loss, problem, seeds=list(seeds), init_scale=init_scale, **params)
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {list(SOLVERS)}, got {solver!r}")
+    optimum = theory.global_minimizer(loss, problem, **params)
+    best, reference = optimum["objective"], math.sqrt(optimum["w_norm_sq"])
+    seeds = list(seeds)
+    if solver == "ncrepro":
+        ends = [(sol.point(), sol.converged) for sol in
+                ufm.solve_batch(loss, problem, seeds=seeds, init_scale=init_scale, **params)]
+    else:
+        ends = [(x, None) for x in _scipy_solutions(loss, problem, seeds, init_scale, **params)]
     out, analysed = [], 0
-    for seed, sol in zip(seeds, sols):
-        nc = sol.metrics()
-        row = {"seed": int(seed), "objective": sol.objective, "gap": (sol.objective - best) / abs(best),
-               "converged": sol.converged, "dead": dead_classes(problem, sol.point()),
-               "min_margin": float(sol.margins().min()), "nc1": nc["nc1"], "nc2": nc["nc2"]}
+    for seed, (x, converged) in zip(seeds, ends):
+        f, g = ufm.objective_and_gradient(loss, problem, x, **params)
+        W, H, b = ufm.split_point(problem, x)
+        labels = ufm.ufm_labels(problem.K, problem.n)
+        margins = ufm.UFMSolution(loss, params, W, H, b, labels, f, 0, True).margins()
+        row = {"seed": int(seed), "objective": f, "gap": (f - best) / abs(best),
+               "converged": bool(np.linalg.norm(g) < 1e-6) if converged is None else converged,
+               "dead": dead_classes(problem, x, reference), "gradient_norm": float(np.linalg.norm(g)),
+               "min_margin": float(margins.min())}
         if row["gap"] > 1e-7 and analysed < hessian_for:
-            info = analyse_point(loss, problem, sol.point(), null_tol=1e-6, **params)
+            info = analyse_point(loss, problem, x, null_tol=1e-6, **params)
             row.update({k: v for k, v in info.items()
                         if k in ("min_eigenvalue", "max_eigenvalue", "negative", "near_zero", "gradient_norm")})
             analysed += 1
@@ -209,29 +253,35 @@ def survey_random_starts(loss: str, problem: UFMProblem, *, seeds, init_scale: f
 
 
 def critical_points_by_gradient_norm(loss: str, problem: UFMProblem, *, seeds, init_scale: float = 2.0,
-                                     max_iter: int = 500, tol: float = 1e-8, **params) -> list[np.ndarray]:
+                                     max_iter: int = 500, rounds: int = 8, tol: float = 1e-8,
+                                     **params) -> list[np.ndarray]:
     """Critical points found without knowing where to look: from each random start, minimise
     ``||grad f(x)||^2`` (L-BFGS with Hessian-vector products), polish with Newton steps on
     ``grad f = 0``, and keep the ends whose gradient norm is below ``tol``. Any critical point
     (minimum, saddle or maximum) attracts this search; it is meant for small problems (it forms
     Hessians)."""
+    seeds = list(seeds)
     f = ufm.ufm_objective_function(loss, problem, **params)
+    F = ufm.batched_objective_function(loss, problem, len(seeds), **params)
+    # All starts in one L-BFGS run: the objective sum_b ||grad f(x_b)||^2 / 2 is separable, so its
+    # minimisers are the same, and each iteration costs about what one start's does (these
+    # problems are small enough that autograd's overhead, not arithmetic, sets the time).
+    X = torch.stack([torch.from_numpy(ufm.random_start(problem, s, init_scale)) for s in seeds]).requires_grad_(True)
+    opt = torch.optim.LBFGS([X], lr=1, max_iter=max_iter, history_size=50, tolerance_grad=1e-20,
+                            tolerance_change=1e-30, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        (grad,) = torch.autograd.grad(F(X).sum(), X, create_graph=True)
+        value = 0.5 * grad.pow(2).sum()
+        value.backward()
+        return value
+
+    for _ in range(rounds):
+        opt.step(closure)
     found = []
-    for seed in seeds:
-        x = torch.from_numpy(ufm.random_start(problem, seed, init_scale)).requires_grad_(True)
-        opt = torch.optim.LBFGS([x], lr=1, max_iter=max_iter, history_size=50, tolerance_grad=1e-20,
-                                tolerance_change=1e-30, line_search_fn="strong_wolfe")
-
-        def closure():
-            opt.zero_grad()
-            (grad,) = torch.autograd.grad(f(x), x, create_graph=True)
-            value = 0.5 * grad.pow(2).sum()
-            value.backward()
-            return value
-
-        for _ in range(3):
-            opt.step(closure)
-        point = _newton_polish(f, x.detach().clone())
+    for x in X.detach():
+        point = _newton_polish(f, x.clone())
         if gradient_norm(loss, problem, point, **params) < tol:
             found.append(point)
     return found

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-__all__ = ["plural", "count", "join_list", "value_range", "plus_minus", "percent"]
+__all__ = ["plural", "count", "join_list", "value_range", "plus_minus", "percent", "median_range"]
 
 
 def plural(n: int, word: str, plural_form: str | None = None) -> str:
@@ -72,3 +72,21 @@ def percent(fraction: float, fmt: str = ".1f") -> str:
     ('99.9%', '100.00%')
     """
     return f"{100 * fraction:{fmt}}%"
+
+
+def median_range(values, fmt: str = "g") -> str:
+    """``"median (lowest–highest)"`` of the values that are not None, and how many are None
+    ("not reached"), or ``"not reached"`` when all are.
+
+    >>> median_range([30, 10, None, 20]), median_range([None])
+    ('20 (10–30), 1 not reached', 'not reached')
+    """
+    import statistics
+
+    values = list(values)
+    reached = [v for v in values if v is not None]
+    if not reached:
+        return "not reached"
+    text = f"{statistics.median(reached):{fmt}} ({value_range(reached, fmt)})"
+    missing = len(values) - len(reached)
+    return text + (f", {missing} not reached" if missing else "")

@@ -17,13 +17,10 @@ from pathlib import Path
 from . import _io
 from ._paths import project_root
 
-__all__ = ["EXECUTED_DIR", "read_glued", "chapter_duration", "package_versions", "build_commit", "VERDICTS"]
+__all__ = ["EXECUTED_DIR", "read_glued", "chapter_duration", "package_versions", "build_commit"]
 
 #: Where ``make book`` leaves the executed chapters.
 EXECUTED_DIR = project_root() / "_build" / "src" / "book"
-
-#: The scorecard's verdicts, from strongest to weakest support.
-VERDICTS = ("reproduced", "partly", "not tested at this scale", "contradicted")
 
 
 def _executed(chapter: str, executed_dir: Path | None) -> Path:

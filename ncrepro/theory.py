@@ -33,7 +33,7 @@ from .losses import loss_spec
 from .problem import UFMProblem
 
 __all__ = ["global_minimizer", "per_sample_loss_at_margin", "ufm_scale_constants", "focal_convexity_limit",
-           "origin_threshold", "ls_bounded_margin", "optimum_curves", "UFMProblem"]
+           "origin_threshold", "spurious_window", "ls_bounded_margin", "optimum_curves", "UFMProblem"]
 
 
 def ufm_scale_constants(problem: UFMProblem) -> tuple[float, float]:
@@ -238,6 +238,45 @@ def global_minimizer(loss: str, problem: UFMProblem, **params) -> dict:
         "c": c,
         "c0": c0,
     }
+
+
+def spurious_window(loss: str, K: int, **params) -> tuple[float, float] | None:
+    """The range of ``c0`` in which the UFM has a strict local minimiser at the origin *and* a
+    non-trivial global minimiser: ``(-ell'(0), max_m (ell(0) - ell(m)) / m)``, or None when it is
+    empty.
+
+    The origin is a strict local minimiser for ``c0 > -ell'(0)`` (:func:`origin_threshold`); the
+    global minimiser is non-trivial while some margin ``m > 0`` beats the origin,
+    ``ell(m) + c0 m < ell(0)``, that is for ``c0`` below the steepest chord of ``ell`` from 0. For a
+    convex ``ell`` (CE, LS, FL with ``K <= 17`` at gamma 3) the steepest chord is the tangent at 0
+    and the window is empty; for focal loss with more classes it is not, and random starts can
+    stop at the origin, or at points with dead classes, above the global minimum.
+
+    >>> spurious_window("ce", 100) is None
+    True
+    >>> lo, hi = spurious_window("fl", 100, gamma=3.0)
+    >>> round(lo, 4), round(hi, 4)
+    (1.0947, 1.1635)
+    """
+    spec = loss_spec(loss)
+    value = spec.value(params)
+    lower = origin_threshold(loss, K, **params)
+
+    def chord(m):
+        m = np.asarray(m, dtype=np.float64)
+        return (float(spec.at_margin(np.array(0.0), K, value)) - spec.at_margin(m, K, value)) / m
+
+    grid = np.concatenate([np.geomspace(1e-6, 1.0, 2001), np.linspace(1.0, 80.0, 8001)[1:]])
+    slopes = chord(grid)
+    i = int(np.argmax(slopes))
+    lo_m, hi_m = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+    res = optimize.minimize_scalar(lambda m: -float(chord(m)), bounds=(lo_m, hi_m), method="bounded",
+                                   options={"xatol": 1e-14, "maxiter": 500})
+    upper = max(float(-res.fun), float(slopes[i]))
+    # The chord's limit at m -> 0 is the tangent -ell'(0): a convex ell never exceeds it.
+    if upper <= lower * (1 + 1e-9):
+        return None
+    return lower, upper
 
 
 def ls_bounded_margin(alpha: float, K: int) -> float:

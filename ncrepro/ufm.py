@@ -36,6 +36,9 @@ __all__ = [
     "flat_point",
     "split_point",
     "ufm_objective",
+    "ufm_objective_function",
+    "batched_objective_function",
+    "collapse_time",
     "ufm_labels",
 ]
 
@@ -362,6 +365,25 @@ def ufm_objective_function(loss: str, problem: UFMProblem, **params):
     Hessians and gradient-norm searches."""
     prob = _objective_problem(loss, problem, params)
     return lambda x: prob.value(x[None])[0]
+
+
+def collapse_time(solution: UFMSolution, key: str, threshold: float, lr: float) -> float | None:
+    """When a gradient-descent run's metric ``key`` (``"nc1"``, ``"nc2"``, ...) first falls below
+    ``threshold``, in gradient-flow time (step size x steps), or None if it never does. The
+    resolution is the run's recording interval, in the same units."""
+    from .metrics import first_below
+
+    step = first_below(solution.trajectory["iteration"], solution.trajectory[key], threshold)
+    return None if step is None else step * lr
+
+
+def batched_objective_function(loss: str, problem: UFMProblem, batch: int, **params):
+    """``X -> f`` for ``batch`` points at once: X (batch, P) float64 to the (batch,) objectives,
+    differentiable twice. Summing the outputs gives each row its own gradient, which is how
+    many small searches run as one (see :func:`ncrepro.landscape.critical_points_by_gradient_norm`)."""
+    prob = _objective_problem(loss, problem, params)
+    prob.hyper = prob.hyper.expand(batch)
+    return lambda X: prob.value(X)
 
 
 def _run_lbfgs(loss, problem, hyper, seeds, init_scale, init, max_iter, history, gtol, ftol, record_every,

@@ -1,0 +1,70 @@
+import pytest
+
+from ncrepro.verdicts import VERDICTS, Verdict, score, tally
+
+
+def _chapters(**over):
+    chapters = {
+        "theory": {"theory_worst_rel": 3e-12, "theory_problem": "K = 10", "fl_convex_k_g3": 17},
+        "landscape": {"strict_saddles_found": 5, "n_distinct_critical": 9, "starts_total": 432,
+                      "starts_worst_gap": 1e-12,
+                      "window_evidence": {"K": 30, "c0": 1.184, "window": (1.1804, 1.1956), "starts_per_solver": 36,
+                                          "stuck": {"ncrepro": 22, "scipy": 18}, "window_18": (1.20144, 1.20152),
+                                          "window_100": (1.0947, 1.1635),
+                                          "recipe_c0": {"batch sum": 0.0082, "batch mean": 1.05}}},
+        "ufm-experiments": {"n_runs_speed": 3, "ls_ce_nc2_times": "seed 0: 100 against 140"},
+        "real-networks": {
+            "tpt_evidence": {"runs": 16, "fitted": 16, "scale": "ResNet18", "nc1_drop_min": 40.0,
+                             "nc1_order": "MSE < CE", "nc2_above_random": 0, "nc3_above_random": 0,
+                             "spreads": {"0.125": (1.2, 0.5)}, "spread_change": None},
+            "ls_ce_timing": {"threshold": 1.0, "settings": 4, "ls_first": 4, "ties": 0, "ce_first": 0,
+                             "early_ls_lower": 4}},
+        "equivalence": {"eq_evidence": {"scale": "16 networks", "geometry": "as close as seeds",
+                                        "agreement": "as close as seeds"}},
+    }
+    for chapter, values in over.items():
+        chapters[chapter] = {**chapters[chapter], **values}
+    return chapters
+
+
+def test_every_rule_reads_the_chapters_and_can_reach_each_outcome():
+    verdicts = score(_chapters())
+    assert [v.verdict for v in verdicts] == ["reproduced", "reproduced", "partly", "reproduced",
+                                             "not tested at this scale", "reproduced", "reproduced"]
+    assert tally(verdicts) == "5 reproduced, 1 partly, 1 not tested at this scale"
+    assert all(v.evidence and v.rule and v.chapter for v in verdicts)
+    # The same rules turn on the evidence: a solver gap, an unfitted or uncollapsed run, losses
+    # further apart than seeds, mixed real-network timing.
+    bad = score(_chapters(
+        theory={"theory_worst_rel": 1e-3},
+        landscape={"strict_saddles_found": 0},
+        **{"real-networks": {"tpt_evidence": {**_chapters()["real-networks"]["tpt_evidence"],
+                                              "fitted": 15, "nc2_above_random": 3},
+                             "ls_ce_timing": {"threshold": 1.0, "settings": 4, "ls_first": 2, "ties": 2,
+                                              "ce_first": 0, "early_ls_lower": 1}}},
+        equivalence={"eq_evidence": {"scale": "s", "geometry": "further apart than seeds",
+                                     "agreement": "as close as seeds"}},
+    ))
+    assert [v.verdict for v in bad] == ["contradicted", "partly", "partly", "partly", "not tested at this scale",
+                                        "not tested at this scale", "partly"]
+    assert "further apart than seeds" in bad[5].evidence and "2 of 4 settings" not in bad[6].evidence
+
+
+def test_missing_evidence_is_named_and_unknown_verdicts_refused():
+    chapters = _chapters()
+    del chapters["landscape"]["window_evidence"]
+    with pytest.raises(ValueError, match="landscape chapter recorded no window_evidence"):
+        score(chapters)
+    with pytest.raises(ValueError, match="unknown verdict"):
+        Verdict("c", "maybe", "s", "theory", "e", "r")
+    assert VERDICTS[0] == "reproduced"
+
+
+def test_no_results_yet_reads_as_not_tested():
+    empty = {"runs": 0, "fitted": 0, "scale": "no terminal-phase run yet", "nc1_drop_min": 0.0, "nc1_order": "none",
+             "nc2_above_random": 0, "nc3_above_random": 0, "spreads": {}, "spread_change": None}
+    verdicts = score(_chapters(**{"real-networks": {"tpt_evidence": empty, "ls_ce_timing": {
+        "threshold": 1.0, "settings": 0, "ls_first": 0, "ties": 0, "ce_first": 0, "early_ls_lower": 0}}},
+        equivalence={"eq_evidence": {"scale": "none", "geometry": None, "agreement": None}}))
+    assert verdicts[3].verdict == "not tested at this scale" and verdicts[5].verdict == "not tested at this scale"
+    assert "no real-network setting" in verdicts[6].evidence and verdicts[6].verdict == "partly"
