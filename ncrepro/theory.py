@@ -117,7 +117,7 @@ def focal_convexity_limit(gamma: float) -> tuple[float, int]:
     """
     import sys
 
-    from .losses._validation import check_gamma
+    from .losses import check_gamma
 
     gamma = check_gamma(gamma)
     if gamma == 0.0:
@@ -283,7 +283,7 @@ def ls_bounded_margin(alpha: float, K: int) -> float:
     """The margin where one sample's label-smoothing push changes sign:
     ``log(1 + K (1 - alpha) / alpha)`` (infinite for alpha = 0). Past it LS pulls the logits back
     together, so its optimal margin stays below this value at any weight decay."""
-    from .losses._validation import check_alpha
+    from .losses import check_alpha
 
     alpha = check_alpha(alpha)
     return math.inf if alpha == 0 else math.log1p(K * (1 - alpha) / alpha)

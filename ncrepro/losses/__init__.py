@@ -23,6 +23,7 @@ from . import label_smoothing as _ls
 from . import mse as _mse
 from ._base import PerSampleLoss, module_for
 from ._registry import LOSSES, LossSpec, loss_spec, register_loss, unregister_loss
+from ._validation import check_alpha, check_gamma, check_scale
 from .cross_entropy import CrossEntropyLoss, cross_entropy
 from .focal import FocalLoss, focal
 from .label_smoothing import LabelSmoothingLoss, label_smoothing
@@ -114,4 +115,7 @@ __all__ = [
     "label_smoothing",
     "focal",
     "mse",
+    "check_alpha",
+    "check_gamma",
+    "check_scale",
 ]

@@ -242,3 +242,114 @@ def test_figures_follow_dark_mode(browser, book_url, page):
     browser.execute_script("document.documentElement.dataset.theme = 'light';")
     assert _until(lambda: looks() == light), f"figures on {page} did not return to their light look: {looks()}"
 
+
+
+# Every log axis of every figure: its range in decades against the decades its visible data span,
+# and its tick labels (SI prefixes such as "100μ" have no place on a dimensionless axis).
+_LOG_AXES = """
+const out = [];
+document.querySelectorAll('.plotly-graph-div').forEach((gd, i) => {
+  const fl = gd._fullLayout;
+  Object.keys(fl).filter(k => /^[xy]axis\\d*$/.test(k) && fl[k].type === 'log').forEach(k => {
+    const ax = fl[k], letter = k[0], id = ax._id;
+    const values = [];
+    gd._fullData.forEach(t => {
+      if (t.visible !== true || (t[letter + 'axis'] || letter) !== id) return;
+      (t[letter] || []).forEach(v => { if (typeof v === 'number' && v > 0 && isFinite(v)) values.push(v); });
+    });
+    const ticks = Array.from(gd.querySelectorAll('.' + id + 'tick text')).map(e => e.textContent);
+    out.push({figure: i, axis: k, range: ax.range, lo: values.length ? Math.log10(Math.min(...values)) : null,
+              hi: values.length ? Math.log10(Math.max(...values)) : null, ticks});
+  });
+});
+return out;
+"""
+
+# Anything wider than the page: the document itself, and each table and figure.
+_OVERFLOW = """
+const width = document.documentElement.clientWidth;
+const wide = [];
+if (document.documentElement.scrollWidth > width + 1) wide.push('page scrolls sideways: ' +
+    document.documentElement.scrollWidth + ' > ' + width);
+document.querySelectorAll('main table, main .plotly-graph-div').forEach((e, i) => {
+  const r = e.getBoundingClientRect();
+  if (r.width > 0 && (r.right > width + 1 || r.left < -1)) wide.push(e.tagName + ' ' + i + ' spans ' +
+      Math.round(r.left) + '-' + Math.round(r.right) + ' of ' + width);
+});
+return wide;
+"""
+
+# WCAG contrast of every caption's text against the background it is painted on.
+_CAPTION_CONTRAST = """
+const ctx = document.createElement('canvas').getContext('2d');
+const rgb = c => { ctx.fillStyle = '#000'; ctx.fillStyle = c; const h = ctx.fillStyle;
+  if (h.startsWith('#')) return [1, 3, 5].map(i => parseInt(h.substr(i, 2), 16));
+  const m = h.match(/[\\d.]+/g).map(Number); return m[3] === 0 ? null : m.slice(0, 3); };
+const lin = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+const lum = c => 0.2126 * lin(c[0]) + 0.7152 * lin(c[1]) + 0.0722 * lin(c[2]);
+const background = e => { for (; e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor);
+  if (c) return c; } return [255, 255, 255]; };
+return Array.from(document.querySelectorAll('main figcaption, main table caption')).filter(e => e.offsetParent)
+  .map(e => { const a = lum(rgb(getComputedStyle(e).color)), b = lum(background(e));
+    return [e.textContent.trim().slice(0, 50), (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)]; });
+"""
+
+
+def _shoot(browser, name):
+    if os.environ.get("NCREPRO_SCREENSHOTS", "1") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_reads_on_any_screen(browser, book_url, page):
+    """At 1,280 px and at 390 px (a phone) nothing is wider than the page; log axes show powers of
+    ten and span about their data; no parameters cell is visible; in dark mode every caption has
+    a contrast of at least 4.5:1."""
+    stem = page.replace("/", "_").removesuffix(".html")
+    try:
+        for width in (1280, 390):
+            browser.set_window_size(width, 1000)
+            _load(browser, f"{book_url}/{page}")
+            _wait(browser, "return Array.from(document.querySelectorAll('.plotly-graph-div'))"
+                           ".every(gd => gd._fullLayout && gd.querySelector('.main-svg'))")
+            time.sleep(0.5)  # plotly's responsive resize
+            wide = browser.execute_script(_OVERFLOW)
+            assert not wide, f"{page} at {width} px: {wide[:3]}"
+            _shoot(browser, f"{stem}-{width}px")
+        browser.set_window_size(1280, 1000)
+        _load(browser, f"{book_url}/{page}")
+        _wait(browser, "return Array.from(document.querySelectorAll('.plotly-graph-div'))"
+                       ".every(gd => gd._fullLayout && gd.querySelector('.main-svg'))")
+        for axis in browser.execute_script(_LOG_AXES):
+            where = f"{page}, figure {axis['figure']} {axis['axis']}"
+            prefixed = [t for t in axis["ticks"] if re.search(r"\d\s*[yzafpnμumkMGTPEZY]$", t)]
+            assert not prefixed, f"{where}: SI prefixes on a log axis: {prefixed[:4]}"
+            if axis["lo"] is not None:
+                lo, hi = axis["range"]
+                excess = (axis["lo"] - lo) + (hi - axis["hi"])
+                assert excess < 3, f"{where}: the axis spans {lo:.1f}..{hi:.1f} decades for data in " \
+                                   f"{axis['lo']:.1f}..{axis['hi']:.1f}"
+        visible_parameters = browser.execute_script(
+            "return Array.from(document.querySelectorAll('.tag_parameters, .tag_injected-parameters'))"
+            ".filter(e => e.offsetParent).length;")
+        assert visible_parameters == 0, f"{page} shows its parameters cell"
+        browser.execute_script("document.documentElement.dataset.theme = 'dark';")
+        time.sleep(0.3)
+        low = [(text, round(ratio, 2)) for text, ratio in browser.execute_script(_CAPTION_CONTRAST) if ratio < 4.5]
+        assert not low, f"captions on {page} below 4.5:1 contrast in dark mode: {low[:3]}"
+        _shoot(browser, f"{stem}-dark")
+    finally:
+        browser.execute_script("document.documentElement.dataset.theme = 'light';")
+        browser.set_window_size(1280, 1000)
+
+
+def test_scorecard_verdicts_show_at_a_glance(browser, book_url):
+    """Every verdict of the scorecard's grid is on the first screen (1,000 px) at 1,280 px."""
+    browser.set_window_size(1280, 1000)
+    _load(browser, f"{book_url}/book/scorecard.html")
+    bottoms = browser.execute_script(
+        "return Array.from(document.querySelectorAll('main table .verdict'))"
+        ".map(e => e.getBoundingClientRect().bottom + window.scrollY);")
+    assert len(bottoms) == 7, f"the scorecard shows {len(bottoms)} verdicts"
+    assert max(bottoms) <= 1000, f"the last verdict ends {max(bottoms):.0f} px down the page"

@@ -1,0 +1,88 @@
+"""The house rules of ARCHITECTURE.md, checked: every module has its entry there, imports point
+down the module map (so no two modules import each other, directly or in a loop), and the
+chapters define no functions of their own."""
+
+import ast
+import json
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "ncrepro"
+
+
+def _modules() -> dict[str, Path]:
+    """Module name (``losses`` for the subpackage) -> file."""
+    out = {}
+    for path in sorted(PACKAGE.glob("*.py")):
+        out[path.stem] = path
+    for sub in sorted(p for p in PACKAGE.iterdir() if (p / "__init__.py").exists()):
+        out[sub.name] = sub
+    return out
+
+
+def _map_order() -> list[str]:
+    text = (ROOT / "ARCHITECTURE.md").read_text().split("## Around it")[0]
+    names = re.findall(r"^\| `ncrepro/([A-Za-z_0-9]+)(?:\.py|/)` \|", text, flags=re.M)
+    return names
+
+
+def _imports(path: Path) -> set[str]:
+    """The package modules a module (or every file of a subpackage) imports, lazy imports too."""
+    files = [path] if path.is_file() else list(path.glob("*.py"))
+    found = set()
+    for file in files:
+        tree = ast.parse(file.read_text())
+        inside = path.is_dir()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level > 0:
+                if node.level == 1 and inside:
+                    continue  # within the subpackage
+                if node.module:
+                    found.add(node.module.split(".")[0])
+                else:
+                    found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ncrepro."):
+                found.add(node.module.split(".")[1])
+    return found
+
+
+def test_every_module_has_its_entry_in_the_map():
+    order = _map_order()
+    modules = set(_modules())
+    assert modules - set(order) == set(), f"modules missing from ARCHITECTURE.md: {sorted(modules - set(order))}"
+    assert set(order) - modules == set(), f"ARCHITECTURE.md lists modules that do not exist: {set(order) - modules}"
+
+
+def test_imports_point_down_the_map():
+    order = _map_order()
+    rank = {name: i for i, name in enumerate(order)}
+    for name, path in _modules().items():
+        for target in _imports(path) - {name}:
+            assert target in rank, f"{name} imports {target}, which is not in the map"
+            assert rank[target] < rank[name], (f"{name} imports {target}, which comes after it in "
+                                               f"ARCHITECTURE.md: an import pointing up the map")
+
+
+def test_no_module_reaches_into_another_modules_private_names():
+    for name, path in _modules().items():
+        files = [path] if path.is_file() else list(path.glob("*.py"))
+        for file in files:
+            for node in ast.walk(ast.parse(file.read_text())):
+                if (isinstance(node, ast.ImportFrom) and node.level > 0 and node.module
+                        and not (path.is_dir() and node.level == 1)):
+                    private = [a.name for a in node.names if a.name.startswith("_") and not a.name.endswith("__")]
+                    assert not private, f"{file.name} imports private names {private} from {node.module}"
+                    assert not (node.module or "").startswith("losses._"), \
+                        f"{file.name} reaches into {node.module}, a private module of the losses package"
+
+
+def test_chapters_define_no_functions():
+    for nb_path in sorted((ROOT / "book").glob("*.ipynb")):
+        nb = json.loads(nb_path.read_text())
+        for i, cell in enumerate(nb["cells"]):
+            if cell["cell_type"] != "code":
+                continue
+            tree = ast.parse("".join(cell["source"]))
+            defs = [n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+            assert not defs, f"{nb_path.name}, cell {i}: defines {defs}; move it into the package"
