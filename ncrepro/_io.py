@@ -17,7 +17,8 @@ from ._paths import PACKAGE_DIR
 _SOURCE = PACKAGE_DIR.parent   # where git is asked about the commit
 
 
-def _umask_mode() -> int:
+def umask_mode() -> int:
+    """The permission bits a new file gets under this process's umask (``0o644`` under ``022``)."""
     # mkstemp creates files readable by their owner only; results should follow the umask.
     mask = os.umask(0)
     os.umask(mask)
@@ -35,7 +36,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, _umask_mode())
+        os.chmod(tmp, umask_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -86,7 +87,7 @@ def atomic_torch_save(obj, path: str | os.PathLike) -> None:
     os.close(fd)
     try:
         torch.save(obj, tmp)
-        os.chmod(tmp, _umask_mode())
+        os.chmod(tmp, umask_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -16,30 +16,19 @@ import json
 import os
 import shutil
 import socket
-import stat
 import tempfile
-import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
+from .locks import DEFAULT_LOCK_EXPIRY_HOURS, LockHeld, RunLock, lock_path, lock_state
 from .protocol import load_protocol, ordered_runs, results_folder
 from .results import finished_result
 from .train import TrainConfig, checkpoint_path, train
 
-__all__ = ["RunLock", "LockHeld", "SweepWorker", "submit_local", "submit_slurm", "lock_path", "lock_state",
-           "run_checkpoint", "run_states", "train_run"]
-
-DEFAULT_LOCK_EXPIRY_HOURS = 48.0
-
-
-def lock_path(result_path: Path) -> Path:
-    """The lock file of a run: ``<result stem>.lock`` beside its result."""
-    result_path = Path(result_path)
-    return result_path.with_name(result_path.stem + ".lock")
-
+__all__ = ["SweepWorker", "submit_local", "submit_slurm", "run_checkpoint", "run_states", "train_run",
+           "RUN_FAILURES", "failure_path", "record_failure", "read_failure"]
 
 def run_checkpoint(out: Path) -> Path:
     """A sweep run's checkpoint, in the tracked in-progress folder; one left beside the result
@@ -52,14 +41,53 @@ def run_checkpoint(out: Path) -> Path:
     return ckpt
 
 
+#: What a run that fails leaves for the sweep to go on: any of these is recorded as the run's
+#: failure (a diverging loss, a bad setting, an unreadable checkpoint, a full disk), not raised.
+RUN_FAILURES = (ValueError, FloatingPointError, RuntimeError, OSError)
+
+
+def failure_path(out: Path) -> Path:
+    """Where a failed run's reason is recorded: ``<result stem>.failed.json`` beside its result."""
+    out = Path(out)
+    return out.with_name(out.stem + ".failed.json")
+
+
+def record_failure(out: Path, err: BaseException) -> dict:
+    """Write why a run failed (atomically) and return the record."""
+    from datetime import datetime, timezone
+
+    from . import _io
+
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    info = {"error": type(err).__name__, "reason": reason[:500], "host": socket.gethostname(), "pid": os.getpid(),
+            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "git_commit": _io.git_commit()}
+    try:
+        _io.atomic_write_json(failure_path(out), info)
+    except OSError:
+        pass  # the failure is still reported by the sweep
+    return info
+
+
+def read_failure(out: Path) -> dict | None:
+    """The recorded failure of a run, or None."""
+    try:
+        info = json.loads(failure_path(out).read_text())
+        return info if isinstance(info, dict) else {"reason": "unreadable failure record"}
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {"reason": "unreadable failure record"}
+
+
 def train_run(config: TrainConfig, out: Path, **train_options) -> dict:
     """Train (or resume) one run of a sweep: its checkpoint lives in the in-progress folder
     beside the results (tracked, so an unfinished run can be committed and continued from a
-    fresh clone elsewhere), and is removed once the result is written. The caller holds the
-    run's lock."""
+    fresh clone elsewhere), and is removed once the result is written, as is the record of an
+    earlier failure. The caller holds the run's lock."""
     ckpt = run_checkpoint(out)
     result = train(config, out, resume=True, checkpoint=ckpt, **train_options)
     ckpt.unlink(missing_ok=True)
+    failure_path(out).unlink(missing_ok=True)
     return result
 
 
@@ -67,7 +95,7 @@ def train_run(config: TrainConfig, out: Path, **train_options) -> dict:
 def run_states(proto: dict, results_dir: Path | None = None,
                lock_expiry_hours: float = DEFAULT_LOCK_EXPIRY_HOURS) -> list[tuple[str, str]]:
     """``(run name, state)`` in priority order: ``done``, ``running (host pid, since ...)``,
-    ``partial (epoch k of n)`` or ``pending``."""
+    ``failed (reason)``, ``partial (epoch k of n)`` or ``pending``."""
     out_dir = results_folder(proto, results_dir)
     states = []
     for name, config in ordered_runs(proto):
@@ -79,6 +107,10 @@ def run_states(proto: dict, results_dir: Path | None = None,
         if holder is not None:
             states.append((name, f"running ({holder['host']} pid {holder['pid']}, since {holder['started']})"))
             continue
+        failure = read_failure(out)
+        if failure is not None:
+            states.append((name, f"failed ({failure.get('reason', 'no reason recorded')})"))
+            continue
         ckpt = run_checkpoint(out)
         if ckpt.exists():
             try:
@@ -89,89 +121,6 @@ def run_states(proto: dict, results_dir: Path | None = None,
             continue
         states.append((name, "pending"))
     return states
-
-
-class LockHeld(Exception):
-    """Another live process holds the run's lock (``info`` says who and since when)."""
-
-    def __init__(self, path: Path, info: dict) -> None:
-        super().__init__(f"{path}: held by {info.get('host')} pid {info.get('pid')} since {info.get('started')}")
-        self.info = info
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def lock_state(path: Path, expiry_hours: float = DEFAULT_LOCK_EXPIRY_HOURS) -> dict | None:
-    """The holder of a live lock (``host``, ``pid``, ``started``), or None when the lock is absent
-    or stale: left by a dead process on this host, older than ``expiry_hours`` from another
-    host, or unreadable."""
-    try:
-        info = json.loads(Path(path).read_text())
-        host, pid, started = info["host"], int(info["pid"]), info["started"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if host == socket.gethostname():
-        return info if _pid_alive(pid) else None
-    age = time.time() - datetime.fromisoformat(started).timestamp()
-    return info if age < 3600.0 * expiry_hours else None
-
-
-class RunLock:
-    """A per-run lock file, created atomically (``O_CREAT | O_EXCL``) with the holder's host, pid
-    and start time. A stale lock (see :func:`lock_state`) is taken over; a live one raises
-    :class:`LockHeld`. Use as a context manager; the lock is removed on exit."""
-
-    def __init__(self, result_path: Path, expiry_hours: float = DEFAULT_LOCK_EXPIRY_HOURS) -> None:
-        self.path = lock_path(result_path)
-        self.expiry_hours = expiry_hours
-        self.held = False
-
-    def acquire(self) -> "RunLock":
-        info = {"host": socket.gethostname(), "pid": os.getpid(),
-                "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(3):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, stat.S_IRUSR | stat.S_IWUSR)
-            except FileExistsError:
-                holder = lock_state(self.path, self.expiry_hours)
-                if holder is not None:
-                    raise LockHeld(self.path, holder) from None
-                # Stale: take it over. Renaming first means two processes cannot both remove
-                # it and then both create a fresh one unnoticed: only one rename succeeds.
-                try:
-                    os.replace(self.path, self.path.with_suffix(f".stale-{os.getpid()}"))
-                    os.unlink(self.path.with_suffix(f".stale-{os.getpid()}"))
-                except FileNotFoundError:
-                    pass
-                continue
-            with os.fdopen(fd, "w") as f:
-                json.dump(info, f)
-            self.held = True
-            return self
-        raise LockHeld(self.path, lock_state(self.path, self.expiry_hours) or {})
-
-    def release(self) -> None:
-        if self.held:
-            try:
-                self.path.unlink()
-            except FileNotFoundError:
-                pass
-            self.held = False
-
-    def __enter__(self) -> "RunLock":
-        return self.acquire()
-
-    def __exit__(self, *exc) -> None:
-        self.release()
 
 
 @dataclass
@@ -211,7 +160,12 @@ class SweepWorker:
                     if finished_result(out, config) is not None:   # finished while we waited
                         continue
                     print(f"[{socket.gethostname()} pid {os.getpid()} {config.device}] {name}: training", flush=True)
-                    train_run(config, out, progress=False, log=lambda m: print(m, flush=True))
+                    try:
+                        train_run(config, out, progress=False, log=lambda m: print(m, flush=True))
+                    except RUN_FAILURES as err:
+                        info = record_failure(out, err)
+                        print(f"{name}: failed: {info['reason']}", flush=True)
+                        continue
                     self.trained.append(name)
             except LockHeld as held:
                 print(f"{name}: skipped, {held}", flush=True)
@@ -237,6 +191,17 @@ def submit_local(protocol: str, devices: list[str], *, results_dir=None, timeout
     proto = load_protocol(protocol)
     if not devices:
         raise ValueError("--devices names at least one device (cuda:0,cuda:1 or cpu,cpu)")
+    for device in devices:
+        try:
+            kind = torch.device(device)
+        except (RuntimeError, TypeError):
+            raise ValueError(f"--devices: {device!r} is not a device (cpu, cuda, cuda:N)") from None
+        if kind.type not in ("cpu", "cuda"):
+            raise ValueError(f"--devices: {device!r} is not a device (cpu, cuda, cuda:N)")
+        if kind.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"--devices: {device} asked for, but CUDA is not available on this machine")
+        if kind.type == "cuda" and kind.index is not None and kind.index >= torch.cuda.device_count():
+            raise ValueError(f"--devices: {device} asked for, but this machine has {torch.cuda.device_count()} GPU(s)")
     cpu_workers = sum(d == "cpu" for d in devices)
     threads = max(1, (os.cpu_count() or 1) // cpu_workers) if cpu_workers else None
     executor = submitit.LocalExecutor(folder=str(_log_dir(proto, results_dir)))
@@ -255,6 +220,9 @@ def _parse_extra(pairs: list[str]) -> dict:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ValueError(f"--slurm-extra takes KEY=VALUE, got {pair!r}")
+        if any(c in pair for c in "\n\r\0") or not key.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"--slurm-extra {pair!r}: the key must be an sbatch option name and neither part may "
+                             f"hold a newline")
         extra[key] = value
     return extra
 
@@ -270,6 +238,14 @@ def submit_slurm(protocol: str, *, results_dir=None, partition: str | None = Non
     """
     import submitit
 
+    for flag, value in (("--slurm-time", time_min), ("--slurm-gpus-per-task", gpus_per_task),
+                        ("--slurm-array-parallelism", array_parallelism)):
+        if not (isinstance(value, int) and value >= (0 if flag == "--slurm-gpus-per-task" else 1)):
+            raise ValueError(f"{flag} must be a {'non-negative' if flag == '--slurm-gpus-per-task' else 'positive'} "
+                             f"integer, got {value}")
+    if partition is not None and (not partition.strip() or any(c in partition for c in "\n\r\0 ")):
+        raise ValueError(f"--slurm-partition must be a partition name, got {partition!r}")
+    extra_params = _parse_extra(list(extra))
     proto = load_protocol(protocol)
     if not dry_run and not (shutil.which("sbatch") and shutil.which("srun")):
         raise ValueError("sbatch and srun are not on this machine's PATH: submit from a SLURM login node, "
@@ -280,7 +256,7 @@ def submit_slurm(protocol: str, *, results_dir=None, partition: str | None = Non
         return {"job_id": None, "runs": [], "logs": None, "script": None}
     logs = _log_dir(proto, results_dir)
     params = {"timeout_min": time_min, "slurm_array_parallelism": array_parallelism,
-              "slurm_additional_parameters": _parse_extra(list(extra)), "name": f"ncrepro-{proto['name']}"}
+              "slurm_additional_parameters": extra_params, "name": f"ncrepro-{proto['name']}"}
     if partition:
         params["slurm_partition"] = partition
     if gpus_per_task:

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import _io
 from ._paths import cache_root, resolve_data_path
 
 __all__ = [
@@ -45,10 +46,13 @@ __all__ = [
     "DataSplits",
     "load_dataset",
     "make_splits",
+    "split_indices",
+    "SPLITS",
     "balanced_subset",
     "augment_batch",
     "normalize_batch",
     "pack_dataset",
+    "pack_info",
     "main",
 ]
 
@@ -92,6 +96,7 @@ def _atomic_savez(path: Path, **arrays) -> None:
     os.close(fd)
     try:
         np.savez(tmp, **arrays)
+        os.chmod(tmp, _io.umask_mode())  # mkstemp makes it private to its owner
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -267,7 +272,8 @@ def _load_image_folder(root: Path, cache_dir: Path | None) -> tuple[ImageSet, Im
 # Dataset packs: one file holding an ImageFolder tree's image files, byte for byte.
 
 PACK_FORMAT = "ncrepro-dataset-pack"
-PACK_VERSION = 1
+# Version 2: the checksum covers the class names too (version 1 packs left them unchecked).
+PACK_VERSION = 2
 _PACK_ARRAYS = ("header", "payload", "offsets", "prefixed", "labels", "is_test")
 
 
@@ -345,12 +351,24 @@ def pack_dataset(src: str | os.PathLike, dest: str | os.PathLike) -> dict:
         "source": str(root.resolve()),
         "source_fingerprint": _folder_fingerprint(root),
         "lossy_hint": root.name + " " + readme[:2000],
-        "sha256": _arrays_digest(arrays),
+        "sha256": _pack_digest(arrays, parts["train"][0]),
     }
     try:
         _atomic_savez(dest, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
     except OSError as err:
         raise ValueError(f"{dest}: cannot write the pack ({err.strerror or err})") from None
+    return meta
+
+
+def _pack_digest(arrays: dict[str, np.ndarray], classes: list[str]) -> str:
+    """The pack's checksum: every array it stores and the class names."""
+    return _arrays_digest({**arrays, "classes": np.asarray(list(classes))})
+
+
+def pack_info(path: str | os.PathLike) -> dict:
+    """A dataset pack's metadata (classes, sizes, checksum), after checking the whole pack
+    against its checksum; ValueError naming the file if it is not a readable, current pack."""
+    meta, _ = _read_pack(Path(path))
     return meta
 
 
@@ -369,9 +387,14 @@ def _read_pack(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
         raise ValueError(f"{path}: not an ncrepro dataset pack; {what}")
     if meta.get("version") != PACK_VERSION:
         raise ValueError(f"{path}: pack version {meta.get('version')} is not {PACK_VERSION}; {what}")
-    if _arrays_digest(arrays) != meta.get("sha256"):
+    classes = meta.get("classes")
+    if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
+        raise ValueError(f"{path}: the pack's class list is malformed; {what}")
+    if _pack_digest(arrays, classes) != meta.get("sha256"):
         raise ValueError(f"{path}: checksum mismatch, the pack is damaged; {what}")
     n = len(arrays["labels"])
+    if n and (int(arrays["labels"].min()) < 0 or int(arrays["labels"].max()) >= len(classes)):
+        raise ValueError(f"{path}: labels outside the {len(classes)} classes the pack names; {what}")
     if (len(arrays["offsets"]) != n + 1 or len(arrays["prefixed"]) != n or len(arrays["is_test"]) != n
             or int(arrays["is_test"].sum()) != meta["test_size"] or n != meta["train_size"] + meta["test_size"]):
         raise ValueError(f"{path}: inconsistent pack (sizes disagree); {what}")
@@ -469,19 +492,53 @@ def balanced_subset(labels: np.ndarray, size: int, num_classes: int, seed: int) 
     return np.sort(np.concatenate(picks))
 
 
+#: The train/validation splits: ``ncrepro`` (numpy's Generator seeded with 1, any source) and
+#: ``official`` (the paper's code exactly: ``np.random.seed(1)``, then ``np.random.shuffle`` of
+#: ``range(50000)`` with the legacy global generator; validation is the first ``val_size`` indices
+#: in torchvision's CIFAR order, so only a torchvision CIFAR root has those indices).
+SPLITS = ("ncrepro", "official")
+
+
+def split_indices(n: int, val_size: int, split: str = "ncrepro") -> tuple[np.ndarray, np.ndarray]:
+    """``(train, validation)`` indices (each sorted) of ``n`` training images.
+
+    >>> train, val = split_indices(50000, 5000, "official")
+    >>> val[:3].tolist(), len(train)
+    ([10, 44, 45], 45000)
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
+    if split == "official":
+        order = list(range(n))
+        np.random.RandomState(SPLIT_SEED).shuffle(order)  # what np.random.seed(1); np.random.shuffle does
+        perm = np.asarray(order)
+    else:
+        perm = np.random.default_rng(SPLIT_SEED).permutation(n)
+    return np.sort(perm[val_size:]), np.sort(perm[:val_size])
+
+
 def make_splits(train: ImageSet, test: ImageSet, description: dict, *, val_size: int = 5000,
                 train_subset: int | None = None, val_subset: int | None = None,
-                test_subset: int | None = None) -> DataSplits:
-    """The paper's fixed train/validation split (seed 1), then optional class-balanced subsets.
+                test_subset: int | None = None, split: str = "ncrepro") -> DataSplits:
+    """The fixed train/validation split (:data:`SPLITS`), then optional class-balanced subsets.
 
     With 50,000 training images and ``val_size=5000`` this is the paper's 45k/5k split. Subsets are
     drawn from inside each part with the split seed, so they do not depend on the training seed.
     """
     if not 0 < val_size < len(train):
-        raise ValueError(f"val_size must lie in (0, {len(train)}), got {val_size}")
-    perm = np.random.default_rng(SPLIT_SEED).permutation(len(train))
-    train_part, val_part = train.take(np.sort(perm[val_size:])), train.take(np.sort(perm[:val_size]))
+        raise ValueError(f"--val-size must lie in [1, {len(train) - 1}] for these {len(train):,} training images, "
+                         f"got {val_size}")
+    if split == "official" and not str(description.get("kind", "")).startswith("torchvision-"):
+        raise ValueError("--split official needs a torchvision CIFAR root (the official indices number the images "
+                         "in torchvision's order; an ImageFolder tree such as the JPEG copy numbers its files per "
+                         "class, so those indices would pick other images); use --split ncrepro")
+    train_idx, val_idx = split_indices(len(train), val_size, split)
+    train_part, val_part = train.take(train_idx), train.take(val_idx)
     K = len(train.classes)
+    missing = sorted(set(range(K)) - set(np.unique(train_part.labels).tolist()))
+    if missing:
+        raise ValueError(f"--val-size {val_size} leaves no training image of class {missing[0]} "
+                         f"({train.classes[missing[0]]}); use a smaller --val-size")
     for name, n, part in (("train", train_subset, train_part), ("val", val_subset, val_part),
                           ("test", test_subset, test)):
         if n is not None and not 0 < n <= len(part):
@@ -493,7 +550,7 @@ def make_splits(train: ImageSet, test: ImageSet, description: dict, *, val_size:
     if test_subset:
         test = test.take(balanced_subset(test.labels, test_subset, K, SPLIT_SEED + 2))
     desc = dict(description, classes=K, train_size=len(train_part), val_size=len(val_part),
-                test_size=len(test), split_seed=SPLIT_SEED)
+                test_size=len(test), split_seed=SPLIT_SEED, split=split)
     return DataSplits(train_part, val_part, test, desc)
 
 
@@ -522,18 +579,21 @@ def augment_batch(images_nhwc_uint8: torch.Tensor, generator: torch.Generator, p
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m ncrepro.data pack SRC DEST``: pack an ImageFolder tree into one file."""
-    from ._cli import OneLineParser, run_guarded
+    from ._cli import OneLineParser, program_name, run_guarded
 
-    parser = OneLineParser(prog="python -m ncrepro.data", description="Dataset tools.")
+    parser = OneLineParser(prog=program_name("ncrepro-data", "ncrepro.data"), description="Dataset tools.")
     sub = parser.add_subparsers(dest="command", required=True)
     pack = sub.add_parser("pack", help="pack an ImageFolder tree (train/<class>/, test/<class>/) into one file")
     pack.add_argument("src", help="the ImageFolder tree, e.g. ../shared/datasets/cifar10-jpeg")
     pack.add_argument("dest", help="the pack file to write, e.g. data/packs/cifar10-jpeg.npz")
+    pack.add_argument("--overwrite", action="store_true", help="replace an existing file at DEST")
     args, code = parser.parse_or_code(argv)
     if args is None:
         return code
 
     def action():
+        if Path(args.dest).exists() and not args.overwrite:
+            raise ValueError(f"{args.dest}: already exists; pass --overwrite to replace it")
         meta = pack_dataset(args.src, args.dest)
         size = Path(args.dest).stat().st_size
         print(f"{args.dest}: {meta['train_size']:,} training and {meta['test_size']:,} test images, "

@@ -113,7 +113,26 @@ def simplex_etf_distance(G: torch.Tensor) -> float:
     return float(torch.linalg.matrix_norm(G / norm - etf))
 
 
-def _class_statistics(H: torch.Tensor, labels: torch.Tensor, K: int):
+def _power_of_two_scale(H: torch.Tensor) -> float:
+    """1, or a power of two that brings H's largest entry near 1 when it is far from it.
+
+    Every metric is invariant to the scale of H once the bias is scaled alike (NC1 and the
+    nearest-mean rule are ratios; the logits W h + b keep their argmax), and multiplying by a
+    power of two is exact, so features of size 1e200 or 1e-300 (or float32 1e30, whose squares
+    overflow) give the same numbers as features of size 1. Typical features are left as they are.
+    """
+    largest = 0.0
+    for start in range(0, H.shape[0], _CHUNK):
+        chunk = H[start:start + _CHUNK]
+        if chunk.numel():
+            largest = max(largest, float(chunk.abs().max()))
+    if largest == 0.0 or not math.isfinite(largest):
+        return 1.0
+    exponent = math.frexp(largest)[1]
+    return 1.0 if abs(exponent) <= 40 else math.ldexp(1.0, exponent)
+
+
+def _class_statistics(H: torch.Tensor, labels: torch.Tensor, K: int, scale: float = 1.0):
     """Class counts and class sums in float64, chunk by chunk (H is never copied whole).
 
     Each chunk is widened to float64 before it is summed: summing float32 features in float32
@@ -126,15 +145,17 @@ def _class_statistics(H: torch.Tensor, labels: torch.Tensor, K: int):
     counts = torch.bincount(labels, minlength=K).double()
     sums = torch.zeros(K, d, dtype=torch.float64, device=H.device)
     for start in range(0, H.shape[0], _CHUNK):
-        sums.index_add_(0, labels[start:start + _CHUNK], H[start:start + _CHUNK].double())
+        sums.index_add_(0, labels[start:start + _CHUNK], H[start:start + _CHUNK].double() / scale)
     if not bool(torch.isfinite(sums).all()):
         _check_finite(H, "H")          # names the problem; a finite H with overflowing sums
         raise ValueError("H is too large: its class sums overflow")  # is refused too
     return counts, sums
 
 
-def _metrics_from_statistics(H, labels, W, b, counts, sums) -> dict[str, float]:
+def _metrics_from_statistics(H, labels, W, b, counts, sums, scale: float = 1.0) -> dict[str, float]:
+    """The metrics from class statistics of ``H / scale`` (see :func:`_power_of_two_scale`)."""
     K, d = W.shape
+    b = None if b is None else b.double() / scale
     empty = torch.nonzero(counts == 0).flatten().tolist()
     if empty:
         raise ValueError(f"class {empty[0]} has no sample (classes without samples: {empty})")
@@ -180,14 +201,17 @@ def _metrics_from_statistics(H, labels, W, b, counts, sums) -> dict[str, float]:
     disagree = 0
     for start in range(0, H.shape[0], _CHUNK):
         y = labels[start:start + _CHUNK]
-        dev_hi = H[start:start + _CHUNK].to(dtype) - means_hi[y]
+        chunk = H[start:start + _CHUNK].to(dtype)
+        dev_hi = (chunk if scale == 1.0 else (chunk.double() / scale).to(dtype)) - means_hi[y]
         prod = (dev_hi @ right).double() - lo_terms[y]                     # dev @ [M, W^T], (chunk, 2K)
         projected_sq += (prod[:, :K] @ to_U).pow(2).sum(0)
         full = prod + class_terms[y]
         nearest = (mean_sq[None, :] - 2.0 * full[:, :K]).argmin(1)
         disagree += int((full[:, K:].argmax(1) != nearest).sum())
-    # NC1 = tr(Sigma_W Sigma_B^+)/K and Sigma_B^+ = K U S^-2 U^T, so the K's cancel.
-    nc1 = float(((projected_sq / N) / S ** 2).sum()) if rank else float("nan")
+    # NC1 = tr(Sigma_W Sigma_B^+)/K and Sigma_B^+ = K U S^-2 U^T, so the K's cancel. When every
+    # class mean coincides, Sigma_B = 0, its pseudo-inverse is 0 and so is NC1 by definition
+    # (a degenerate case: NC2-of-means and NC3 are undefined, NaN, there).
+    nc1 = float(((projected_sq / N) / S ** 2).sum()) if rank else 0.0
 
     Wc = W64 - W64.mean(0, keepdim=True)
     out = {
@@ -199,7 +223,7 @@ def _metrics_from_statistics(H, labels, W, b, counts, sums) -> dict[str, float]:
         "nc3_papyan": _papyan_duality(W64, M_raw),
     }
     if b is not None:
-        out["bias_gap"] = float(torch.linalg.vector_norm(W64 @ global_mean + b.double()))
+        out["bias_gap"] = float(torch.linalg.vector_norm(W64 @ global_mean + b)) * scale
     return out
 
 
@@ -215,8 +239,9 @@ def nc_metrics(H, labels, W, b=None) -> dict[str, float]:
             no sample.
     """
     H, labels, W, b = _check_inputs(H, labels, W, b)
-    counts, sums = _class_statistics(H, labels, W.shape[0])
-    return _metrics_from_statistics(H, labels, W, b, counts, sums)
+    scale = _power_of_two_scale(H)
+    counts, sums = _class_statistics(H, labels, W.shape[0], scale)
+    return _metrics_from_statistics(H, labels, W, b, counts, sums, scale)
 
 
 class NCMetricsAccumulator:

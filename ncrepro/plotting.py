@@ -260,30 +260,32 @@ def _fmt_width(w) -> str:
 
 
 def accuracy_heatmaps(grid, *, reference: str = "ce"):
-    """The paper's summary of a results grid: for each loss X other than ``reference``, a heatmap
-    over width (rows) and epochs (columns) of ``|acc_ref - acc_X|`` in points (mean over the
-    seeds both have; the text shows ``mean ± sd, n seeds`` when there are several), and a heatmap
-    of the variance of all (loss, seed) accuracies per cell (points²). Cells without results are
-    blank. One row of panels per architecture."""
+    """The paper's summary of a results grid, one panel per row: for each loss X other than
+    ``reference``, a heatmap over width (rows) and epochs (columns) of ``|acc_ref - acc_X|`` in
+    points (mean over the seeds both have; the text shows ``mean ± sd, n seeds`` when there are
+    several), then a heatmap of the variance of all (loss, seed) accuracies per cell (points²).
+    The gap panels share one colour bar, the variance has its own. Cells without results are
+    blank. Several architectures are drawn side by side."""
     from plotly.subplots import make_subplots
 
     others = [loss for loss in grid.losses if loss != reference]
     archs = sorted({c[0] for c in grid.cells})
     titles = []
-    for arch in archs:
-        # Panels are narrow: the architecture is named only where several share the figure.
-        prefix = f"{arch}: " if len(archs) > 1 else ""
-        titles += ([f"{prefix}|{LOSS_LABELS[reference]} − {LOSS_LABELS[o]}|" for o in others]
-                   + [f"{prefix}variance (points²)"])
-    fig = make_subplots(rows=len(archs), cols=len(others) + 1, subplot_titles=titles, horizontal_spacing=0.06,
-                        vertical_spacing=0.25 if len(archs) > 1 else 0.1)
-    for row, arch in enumerate(archs, 1):
+    for panel in others + ["variance"]:
+        for arch in archs:
+            prefix = f"{arch}: " if len(archs) > 1 else ""
+            titles.append(prefix + (f"|{LOSS_LABELS[reference]} − {LOSS_LABELS[panel]}| (points)" if panel != "variance"
+                                    else "variance across losses and seeds (points²)"))
+    rows = len(others) + 1
+    fig = make_subplots(rows=rows, cols=len(archs), subplot_titles=titles, vertical_spacing=0.32 / rows,
+                        horizontal_spacing=0.08)
+    for col, arch in enumerate(archs, 1):
         cells = [c for c in grid.cells if c[0] == arch]
         widths = sorted({c[1] for c in cells})
         epochs = sorted({c[2] for c in cells})
-        x = [str(e) for e in epochs]
-        y = [_fmt_width(w) for w in widths]
-        for col, other in enumerate(others, 1):
+        x = [f"{e} epochs" for e in epochs]
+        y = [f"width {_fmt_width(w)}" for w in widths]
+        for row, other in enumerate(others, 1):
             z, text = [], []
             for w in widths:
                 z_row, t_row = [], []
@@ -295,8 +297,7 @@ def accuracy_heatmaps(grid, *, reference: str = "ce"):
                 z.append(z_row)
                 text.append(t_row)
             fig.add_trace(go.Heatmap(z=z, x=x, y=y, text=text, texttemplate="%{text}", coloraxis="coloraxis",
-                                     hovertemplate="width %{y}, %{x} epochs: %{text} points<extra></extra>"),
-                          row=row, col=col)
+                                     hovertemplate="%{y}, %{x}: %{text} points<extra></extra>"), row=row, col=col)
         z, text = [], []
         for w in widths:
             z_row, t_row = [], []
@@ -306,12 +307,21 @@ def accuracy_heatmaps(grid, *, reference: str = "ce"):
                 t_row.append("" if v is None else f"{1e4 * v[0]:.2f}")
             z.append(z_row)
             text.append(t_row)
-        fig.add_trace(go.Heatmap(z=z, x=x, y=y, text=text, texttemplate="%{text}", colorscale="Greys", showscale=False,
-                                 hovertemplate="width %{y}, %{x} epochs: variance %{text} points²<extra></extra>"),
-                      row=row, col=len(others) + 1)
-        fig.update_xaxes(title_text="epochs", type="category", row=row)
-        fig.update_yaxes(title_text="width", type="category", row=row, col=1)
-    fig.update_layout(coloraxis=dict(colorscale="Blues", colorbar=dict(title="points")))
+        fig.add_trace(go.Heatmap(z=z, x=x, y=y, text=text, texttemplate="%{text}", coloraxis="coloraxis2",
+                                 hovertemplate="%{y}, %{x}: variance %{text} points²<extra></extra>"),
+                      row=rows, col=col)
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(type="category")
+    # Each colour bar beside the rows it explains.
+    gap_domains = [fig.layout[f"yaxis{'' if r == 1 else (r - 1) * len(archs) + 1}"].domain for r in range(1, rows)]
+    var_domain = fig.layout[f"yaxis{(rows - 1) * len(archs) + 1}"].domain
+    top, bottom = max(d[1] for d in gap_domains), min(d[0] for d in gap_domains)
+    fig.update_layout(
+        coloraxis=dict(colorscale="Blues", colorbar=dict(title="points", y=(top + bottom) / 2, len=top - bottom,
+                                                         thickness=14)),
+        coloraxis2=dict(colorscale="Greys", colorbar=dict(title="points²", y=sum(var_domain) / 2,
+                                                          len=var_domain[1] - var_domain[0], thickness=14)),
+        margin=dict(l=90, r=10, t=40, b=30))
     fig.update_annotations(font_size=13)
     return fig
 

@@ -20,6 +20,14 @@ from dataclasses import dataclass
 __all__ = ["UFMProblem"]
 
 
+def _is_whole(value) -> bool:
+    """An integer, or a finite float with no fractional part (not NaN, not infinite)."""
+    try:
+        return math.isfinite(value) and int(value) == value
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
 @dataclass(frozen=True, kw_only=True)
 class UFMProblem:
     """K classes, n samples per class, feature dimension d, and the weight decays.
@@ -36,7 +44,8 @@ class UFMProblem:
     fits); the closed-form theory refuses it.
 
     Raises:
-        ValueError: K < 2, n < 1, d < 1, a decay that is not finite and > 0 (>= 0 for b).
+        ValueError: K < 2, n < 1, d < 1 (or not whole numbers), a decay that is not finite and > 0
+            (>= 0 for b).
     """
 
     K: int
@@ -47,17 +56,17 @@ class UFMProblem:
     d: int | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.K, bool) or int(self.K) != self.K or self.K < 2:
-            raise ValueError(f"K must be an integer >= 2, got {self.K}")
-        if isinstance(self.n, bool) or int(self.n) != self.n or self.n < 1:
-            raise ValueError(f"n must be a positive integer, got {self.n}")
+        for name, least in (("K", 2), ("n", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not _is_whole(value) or value < least:
+                raise ValueError(f"{name} must be an integer >= {least}, got {value}")
         for name in ("lambda_W", "lambda_H"):
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
                 raise ValueError(f"{name} must be a finite number > 0, got {value}")
         if not (self.lambda_b >= 0 and math.isfinite(self.lambda_b)):
             raise ValueError(f"lambda_b must be a finite number >= 0, got {self.lambda_b}")
-        if self.d is not None and (isinstance(self.d, bool) or int(self.d) != self.d or self.d < 1):
+        if self.d is not None and (isinstance(self.d, bool) or not _is_whole(self.d) or self.d < 1):
             raise ValueError(f"d must be a positive integer, got {self.d}")
         object.__setattr__(self, "K", int(self.K))
         object.__setattr__(self, "n", int(self.n))

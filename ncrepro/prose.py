@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-__all__ = ["plural", "count", "join_list", "value_range", "plus_minus", "percent", "median_range"]
+__all__ = ["plural", "count", "join_list", "value_range", "plus_minus", "percent", "median_range", "width"]
 
 
 def plural(n: int, word: str, plural_form: str | None = None) -> str:
@@ -90,3 +90,17 @@ def median_range(values, fmt: str = "g") -> str:
     text = f"{statistics.median(reached):{fmt}} ({value_range(reached, fmt)})"
     missing = len(values) - len(reached)
     return text + (f", {missing} not reached" if missing else "")
+
+
+def width(w: float) -> str:
+    """A width multiplier as a reader says it: ``"1/8"`` for 0.125, ``"3/8"``, ``"1"``, ``"0.3"``.
+
+    >>> width(0.125), width(0.375), width(1.0), width(2.0), width(0.3)
+    ('1/8', '3/8', '1', '2', '0.3')
+    """
+    from fractions import Fraction
+
+    frac = Fraction(w).limit_denominator(64)
+    if abs(float(frac) - w) > 1e-12 or frac.denominator not in (1, 2, 4, 8, 16, 32, 64):
+        return f"{w:g}"
+    return str(frac.numerator) if frac.denominator == 1 else f"{frac.numerator}/{frac.denominator}"

@@ -367,9 +367,9 @@ def scale_text(summary: dict) -> str:
     ...             "epochs": [100], "seeds": [0], "loss_scale": ["mean"], "devices": ["cpu (2 threads)"],
     ...             "wall_hours": 0.6}).split("; ")[:3]  # doctest: +NORMALIZE_WHITESPACE
     ['1 of 2 runs', '45,000 training images without augmentation, 5,000 validation, 10,000 test',
-     'ResNet18 at width 0.125']
+     'ResNet18 at width 1/8']
     """
-    from .prose import join_list, plural
+    from .prose import join_list, plural, width
 
     arch_names = {"resnet18": "ResNet18", "wrn50": "WideResNet50"}
     augment = {(True,): "with", (False,): "without"}.get(tuple(summary["augment"]), "partly with")
@@ -377,7 +377,7 @@ def scale_text(summary: dict) -> str:
     return (f"{summary['runs']} of {summary['grid_runs']} runs; {summary['train_images'][0]:,} training images "
             f"{augment} augmentation, {summary['val_images'][0]:,} validation, {summary['test_images'][0]:,} test; "
             f"{join_list(arch_names.get(a, a) for a in summary['archs'])} at {plural(len(widths), 'width')} "
-            f"{join_list(f'{w:g}' for w in widths)}; {join_list(map(str, summary['epochs']))} epochs; "
+            f"{join_list(width(w) for w in widths)}; {join_list(map(str, summary['epochs']))} epochs; "
             f"{plural(len(summary['seeds']), 'seed')} {join_list(map(str, summary['seeds']))}; "
             f"batch-{join_list(summary['loss_scale'], last='or')} loss; {join_list(summary['devices'])}; "
             f"{summary['wall_hours']:.1f} hours of training")

@@ -12,6 +12,7 @@ sweeps, local workers or SLURM array tasks can share one protocol.
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import math
@@ -26,10 +27,11 @@ from pathlib import Path
 import torch
 
 from . import _io
-from ._cli import OneLineParser, run_guarded
+from ._cli import OneLineParser, program_name, run_guarded
 from ._paths import resolve_data_path
-from .cluster import DEFAULT_LOCK_EXPIRY_HOURS, LockHeld, RunLock, run_checkpoint, run_states, train_run
+from .cluster import RUN_FAILURES, failure_path, record_failure, run_checkpoint, run_states, train_run
 from .data import DataSplits, load_dataset, make_splits
+from .locks import DEFAULT_LOCK_EXPIRY_HOURS, LockHeld, RunLock, check_expiry
 from .protocol import load_protocol, ordered_runs, protocol_runs, results_folder
 from .results import finished_result, load_results
 from .train import DeadlineReached, Throughput, TrainConfig, check_result, differing_settings, measure_throughput
@@ -61,13 +63,14 @@ class SweepReport:
     partial: list[str] = field(default_factory=list)       # stopped at an epoch boundary by the budget
     pending: list[str] = field(default_factory=list)       # not reached
     running: list[str] = field(default_factory=list)       # locked by another live process
+    failed: dict[str, str] = field(default_factory=dict)   # run -> reason; the sweep went on
     results: list[dict] = field(default_factory=list)
     stopped_by_budget: bool = False
 
     def line(self) -> str:
         return (f"done {len(self.done)}, finished earlier {len(self.earlier)}, skipped (budget) "
                 f"{len(self.skipped)}, partial {len(self.partial)}, running elsewhere {len(self.running)}, "
-                f"pending {len(self.pending)}")
+                f"failed {len(self.failed)}, pending {len(self.pending)}")
 
 
 def _rate_key(config: TrainConfig) -> tuple:
@@ -91,12 +94,12 @@ class _SplitCache:
 
     def get(self, config: TrainConfig) -> DataSplits:
         key = (config.data, config.download, config.val_size, config.train_subset, config.val_subset,
-               config.test_subset)
+               config.test_subset, config.split)
         if key not in self._cache:
             train_set, test_set, desc = load_dataset(config.data, download=config.download)
             self._cache[key] = make_splits(train_set, test_set, desc, val_size=config.val_size,
                                            train_subset=config.train_subset, val_subset=config.val_subset,
-                                           test_subset=config.test_subset)
+                                           test_subset=config.test_subset, split=config.split)
         return self._cache[key]
 
 
@@ -130,7 +133,12 @@ def run_protocol(name_or_path: str, *, results_dir: Path | None = None, device: 
             config.compile = compile
         tag = f"[{i}/{len(runs)}] {name}"
         out = out_dir / f"{name}.json"
-        done = finished_result(out, config)
+        try:
+            done = finished_result(out, config)
+        except ValueError as err:  # a damaged file, or another configuration's result, where this run's goes
+            report.failed[name] = str(err)
+            log(f"{tag}: failed: {err}")
+            continue
         if done is not None:
             report.earlier.append(name)
             report.results.append(done)
@@ -150,7 +158,7 @@ def run_protocol(name_or_path: str, *, results_dir: Path | None = None, device: 
             estimate = estimate_seconds(config, splits, rates[key])
             left = deadline - time.monotonic()
             if estimate > left:
-                log(f"{tag}: skipped, estimated {estimate / 60:.1f} min > {left / 60:.1f} min left")
+                log(f"{tag}: skipped, estimated {estimate / 60:.1f} min > {max(left, 0.0) / 60:.1f} min left")
                 report.skipped.append(name)
                 continue
         state = "resuming" if run_checkpoint(out).exists() else "starting"
@@ -169,6 +177,11 @@ def run_protocol(name_or_path: str, *, results_dir: Path | None = None, device: 
             report.partial.append(name)
             report.stopped_by_budget = True
             continue
+        except RUN_FAILURES as err:
+            info = record_failure(out, err)
+            report.failed[name] = info["reason"]
+            log(f"{tag}: failed: {info['reason']} (recorded in {failure_path(out).name}; the sweep goes on)")
+            continue
         report.done.append(name)
         report.results.append(result)
         log(f"{tag}: done in {time.time() - t0:.0f}s -> {out}")
@@ -180,6 +193,8 @@ def run_protocol(name_or_path: str, *, results_dir: Path | None = None, device: 
     if report.results:
         log(summary_table(report.results))
     log(f"{proto['name']}: {report.line()}")
+    for name, reason in report.failed.items():
+        log(f"failed: {name}: {reason}")
     return report
 
 
@@ -349,7 +364,7 @@ def _same_result(path: Path, result: dict) -> bool:
 
 
 def _import_main(argv: list[str]) -> int:
-    p = OneLineParser(prog="python -m ncrepro.sweep import",
+    p = OneLineParser(prog=program_name("ncrepro-sweep", "ncrepro.sweep") + " import",
                       description="Check the results in an archive and copy them into data/results/<protocol>/.")
     p.add_argument("archive", help="a .tar.gz written by `python -m ncrepro.sweep export` (or scripts/gpu-sweep.sh)")
     p.add_argument("--results-dir", type=Path, default=None, help="default: data/results/<protocol>/")
@@ -368,7 +383,7 @@ def _import_main(argv: list[str]) -> int:
 
 
 def _export_main(argv: list[str]) -> int:
-    p = OneLineParser(prog="python -m ncrepro.sweep export",
+    p = OneLineParser(prog=program_name("ncrepro-sweep", "ncrepro.sweep") + " export",
                       description="Write a protocol's finished results into one .tar.gz with a manifest.")
     p.add_argument("protocol")
     p.add_argument("archive", help="the .tar.gz to write")
@@ -402,13 +417,20 @@ def _check_environment(proto: dict, device: str | None) -> str:
             f"data {', '.join(datasets)}")
 
 
+def _expiry(text: str) -> float:
+    try:
+        return check_expiry(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["import"]:
         return _import_main(argv[1:])
     if argv[:1] == ["export"]:
         return _export_main(argv[1:])
-    p = OneLineParser(prog="python -m ncrepro.sweep", description=__doc__.split("\n\n")[0],
+    p = OneLineParser(prog=program_name("ncrepro-sweep", "ncrepro.sweep"), description=__doc__.split("\n\n")[0],
                       epilog="Also: `python -m ncrepro.sweep export PROTOCOL ARCHIVE` and "
                              "`python -m ncrepro.sweep import ARCHIVE`.")
     p.add_argument("protocol", help="a protocol's name (cifar10-cpu, book-gpu, paper-cifar10, smoke, ...: the "
@@ -439,13 +461,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--slurm-extra", action="append", default=[], metavar="KEY=VALUE",
                    help="slurm executor: any other sbatch option, passed through (repeatable)")
     p.add_argument("--dry-run", action="store_true", help="slurm executor: print the job script, submit nothing")
-    p.add_argument("--lock-expiry-hours", type=float, default=DEFAULT_LOCK_EXPIRY_HOURS,
-                   help="a run's lock from another host counts as stale after this long")
+    p.add_argument("--lock-expiry-hours", type=_expiry, default=DEFAULT_LOCK_EXPIRY_HOURS,
+                   help="a run's lock counts as stale after this long (hours, positive)")
     args, code = p.parse_or_code(argv)
     if args is None:
         return code
 
     def action():
+        asked = [flag for flag, on in (("--list", args.list), ("--summary", args.summary), ("--check", args.check))
+                 if on]
+        if len(asked) > 1:
+            raise ValueError(f"{' and '.join(asked)} each print one report and exit: ask for one")
         if args.list or args.check or args.summary:
             proto = load_protocol(args.protocol)
             if args.check:
@@ -482,9 +508,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"submitted job array {out['job_id']} with {len(out['runs'])} task(s); logs in {out['logs']}")
                 print(squeue_hint(out["job_id"]))
             return 0
-        run_protocol(args.protocol, results_dir=args.results_dir, device=args.device, compile=args.compile,
-                     budget_minutes=args.budget_minutes, progress=not args.no_progress,
-                     lock_expiry_hours=args.lock_expiry_hours, log=lambda m: print(m, flush=True))
+        report = run_protocol(args.protocol, results_dir=args.results_dir, device=args.device, compile=args.compile,
+                              budget_minutes=args.budget_minutes, progress=not args.no_progress,
+                              lock_expiry_hours=args.lock_expiry_hours, log=lambda m: print(m, flush=True))
+        if report.failed:
+            print(f"{p.prog}: {len(report.failed)} run(s) failed; their reasons are above and in "
+                  f"<run>.failed.json; run the command again to retry them", file=sys.stderr)
+            return 1
         return 0
 
     return run_guarded(p.prog, action, "interrupted; run the same command again to resume")

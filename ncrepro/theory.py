@@ -123,16 +123,23 @@ def focal_convexity_limit(gamma: float) -> tuple[float, int]:
     if gamma == 0.0:
         return 1.0, sys.maxsize
 
-    def bracket(q):
-        return gamma * (gamma * (1 - q) - q) * (-math.log1p(-q)) + (2 * gamma + 1) * q
+    # In t = -log(1 - q) (so 1 - q = e^-t): for small gamma the root sits so close to q = 1 that
+    # q itself is not representable (gamma = 0.01: 1 - q* ~ 1e-45), but t* is an ordinary number.
+    def bracket(t):
+        rest = math.exp(-t)                 # 1 - q
+        q = -math.expm1(-t)
+        return gamma * (gamma * rest - q) * t + (2 * gamma + 1) * q
 
-    # Positive on (0, gamma/(gamma+1)]; it tends to -inf as q -> 1, so it changes sign once more.
-    lo, hi = gamma / (gamma + 1), 1.0 - 1e-16
-    grid = np.linspace(lo, hi, 20001)
-    values = np.array([bracket(q) for q in grid])
-    first = int(np.argmax(values < 0))
-    q_star = optimize.brentq(bracket, grid[first - 1], grid[first], xtol=1e-15, rtol=1e-15)
-    return q_star, int(math.floor(1.0 / (1.0 - q_star) + 1e-9))
+    # Positive up to q = gamma/(gamma+1); it tends to -inf as t grows, so it changes sign once more.
+    lo = math.log1p(gamma)                  # t at q = gamma / (gamma + 1)
+    hi = lo + 1.0
+    while bracket(hi) > 0:
+        lo, hi = hi, 2.0 * hi
+    t_star = optimize.brentq(bracket, lo, hi, xtol=1e-14, rtol=1e-15)
+    q_star = -math.expm1(-t_star)
+    # K <= 1 / (1 - q*) = e^t*: beyond what an integer can hold, every K is convex.
+    k_max = sys.maxsize if t_star > math.log(sys.maxsize) else int(math.floor(math.exp(t_star) + 1e-9))
+    return q_star, k_max
 
 
 def origin_threshold(loss: str, K: int, **params) -> float:
@@ -226,6 +233,9 @@ def global_minimizer(loss: str, problem: UFMProblem, **params) -> dict:
     else:
         m = _global_margin(spec.at_margin, K, value, c0)
     ell = float(spec.at_margin(np.array(m), K, value))
+    if not (math.isfinite(m) and math.isfinite(ell + c0 * m)):
+        raise ValueError(f"weight decays lambda_W={problem.lambda_W:g}, lambda_H={problem.lambda_H:g}: the optimum's "
+                         f"margin is not representable in float64")
     spread = m * (K - 1) / K + delta / K           # the diagonal of |Z| = m (I - 11^T/K) + delta 11^T/K
     return {
         "margin": m,

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from . import _io
-from ._cli import OneLineParser, run_guarded
+from ._cli import OneLineParser, program_name, run_guarded
 from .data import DataSplits, augment_batch, load_dataset, make_splits, normalize_batch
 from .losses import LOSSES, get_loss, loss_spec
 from .metrics import (
@@ -48,6 +48,7 @@ __all__ = [
     "TrainConfig",
     "train",
     "DeadlineReached",
+    "TrainingDiverged",
     "Throughput",
     "measure_throughput",
     "lr_at_epoch",
@@ -97,6 +98,8 @@ class TrainConfig:
     grad_clip: float = _setting(2.0, "gradient norm clipped at this value")
     seed: int = _setting(0, "seed of the initialisation, shuffling and augmentation")
     val_size: int = _setting(5000, "validation images held out of the training set (the paper's 45k/5k split)")
+    split: str = _setting("ncrepro", "train/validation split: ncrepro (any data source) or official (the paper's "
+                          "exact indices; torchvision CIFAR roots only)", choices=("ncrepro", "official"))
     train_subset: int | None = _setting(None, "class-balanced training subset size (default: all)")
     val_subset: int | None = _setting(None, "class-balanced validation subset size (default: all)")
     test_subset: int | None = _setting(None, "class-balanced test subset size (default: all)")
@@ -123,6 +126,16 @@ class TrainConfig:
             raise ValueError(f"unknown architecture {self.arch!r}; choose one of {list(ARCHITECTURES)}")
         if not (self.width > 0 and math.isfinite(self.width)):
             raise ValueError(f"width must be a positive number, got {self.width}")
+        if self.width > MAX_WIDTH:
+            raise ValueError(f"width must be at most {MAX_WIDTH:g} (ResNet18 at width {MAX_WIDTH:g} already has about "
+                             f"{11.2 * MAX_WIDTH ** 2 / 1000:.1f} billion parameters), got {self.width:g}")
+        if round(64 * self.width) < 1:
+            raise ValueError(f"width must be at least 1/128: below it every layer is clamped to one channel and "
+                             f"different widths would train the same network, got {self.width:g}")
+        if not (isinstance(self.seed, int) and 0 <= self.seed < 2 ** 63):
+            raise ValueError(f"seed must be an integer in [0, 2^63), got {self.seed}")
+        if self.split not in ("ncrepro", "official"):
+            raise ValueError(f"split must be 'ncrepro' or 'official', got {self.split!r}")
         for name in ("epochs", "batch_size", "eval_every", "val_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
@@ -142,9 +155,11 @@ class TrainConfig:
             raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
         if self.device != "auto":
             try:
-                torch.device(self.device)
+                kind = torch.device(self.device).type
             except (RuntimeError, TypeError):
-                raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}") from None
+                kind = None
+            if kind not in ("cpu", "cuda"):
+                raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         for name in ("train_subset", "val_subset", "test_subset"):
             value = getattr(self, name)
             if value is not None and (int(value) != value or value < 1):
@@ -167,6 +182,9 @@ class TrainConfig:
                 out[spec.config_field] = None
         return out
 
+
+#: The widest network a run may ask for (a bound on memory, not on what is sensible).
+MAX_WIDTH = 16.0
 
 #: ``compile`` values: ``auto`` compiles the training step on CUDA (``default`` mode) and not on
 #: the CPU, where it measured slower at width 1/8 and exactness of --resume matters most; the
@@ -382,7 +400,9 @@ class _Trainer:
             bar.close()
         train_loss = float(total_loss) / n
         if not math.isfinite(train_loss):
-            raise FloatingPointError(f"training loss became {train_loss} in epoch {epoch + 1}")
+            raise TrainingDiverged(f"training diverged in epoch {epoch + 1}: the mean training loss is {train_loss} "
+                                   f"(loss {cfg.loss}, lr {lr:g}); a smaller learning rate or loss scale may help")
+        self.last_train_loss = train_loss
         return {"lr": lr, "train_loss": train_loss, "train_acc": float(correct) / n}
 
     @torch.no_grad()
@@ -414,10 +434,20 @@ class _Trainer:
         if self.config.nc_features == "augmented":
             gen = _epoch_generator(self.config.seed + 7_919, epoch, self.device)
         H, Z = self._features(self.train_x, gen)
+        if not bool(torch.isfinite(H).all()):
+            last = getattr(self, "last_train_loss", float("nan"))
+            raise TrainingDiverged(f"training diverged by epoch {epoch + 1}: the network's features are no longer "
+                                   f"finite (last mean training loss {last:.4g})")
         _, val_logits = self._features(self.val[0])
         test_H, test_logits = self._features(self.test[0])
         out = {"val_acc": _accuracy(val_logits, self.val[1]), "test_acc": _accuracy(test_logits, self.test[1])}
-        out["clean_train_acc" if gen is None else "augmented_eval_train_acc"] = _accuracy(Z, self.train_y)
+        if gen is None:
+            out["clean_train_acc"] = _accuracy(Z, self.train_y)
+        else:
+            # NC on augmented images, as the official code did; whether the network has fitted
+            # its training set is still read on the clean images (one more forward pass).
+            out["augmented_eval_train_acc"] = _accuracy(Z, self.train_y)
+            out["clean_train_acc"] = _accuracy(self._features(self.train_x)[1], self.train_y)
         out.update(nc_metrics(H, self.train_y, W, b))
         if final:
             out["analysis"] = self._analysis(H, Z, test_H, test_logits)
@@ -542,10 +572,20 @@ def _load_checkpoint(path: Path, config: TrainConfig) -> dict | None:
         raise ValueError(f"{path}: not a readable checkpoint ({type(err).__name__}: {first}); {what}") from None
     if not isinstance(state, dict) or any(k not in state for k in _CHECKPOINT_KEYS):
         raise ValueError(f"{path}: not an ncrepro checkpoint (missing {', '.join(_CHECKPOINT_KEYS)}); {what}")
+    if not isinstance(state["config"], dict):
+        raise ValueError(f"{path}: not an ncrepro checkpoint (its config is not a mapping); {what}")
     diff = differing_settings(state["config"], config)
     if diff:
         raise ValueError(f"{path}: checkpoint was written with different settings ({', '.join(diff)}); "
                          f"delete it or rerun with the same settings")
+    history = state["history"]
+    if (not isinstance(history, list) or len(history) > config.epochs
+            or any(not isinstance(r, dict) or r.get("epoch") != i + 1 for i, r in enumerate(history))):
+        raise ValueError(f"{path}: its history is not the epochs 1..k of a {config.epochs}-epoch run; {what}")
+    if not (isinstance(state["elapsed"], (int, float)) and math.isfinite(state["elapsed"]) and state["elapsed"] >= 0):
+        raise ValueError(f"{path}: its elapsed time is not a non-negative number; {what}")
+    if not isinstance(state["started"], str) or not isinstance(state.get("machines") or [], list):
+        raise ValueError(f"{path}: malformed start time or machine list; {what}")
     return state
 
 
@@ -565,6 +605,14 @@ def _save(what: str, path: Path, write) -> None:
     except OSError as err:
         raise ValueError(f"{path}: could not write the {what} ({err.strerror or err}); the previous one, if any, "
                          f"is kept") from None
+    except RuntimeError as err:  # torch.save reports a full disk or a failed write as a RuntimeError
+        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path}: could not write the {what} ({first}); the previous one, if any, is kept") from None
+
+
+class TrainingDiverged(FloatingPointError):
+    """The training loss, or the network's features, stopped being finite; the message names the
+    epoch and the last loss. The checkpoint holds the last epoch that was still finite."""
 
 
 class DeadlineReached(Exception):
@@ -574,7 +622,7 @@ class DeadlineReached(Exception):
 
 def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = False, progress: bool = True,
           splits: DataSplits | None = None, log=print, deadline: float | None = None,
-          checkpoint: str | Path | None = None) -> dict:
+          checkpoint: str | Path | None = None, overwrite: bool = False) -> dict:
     """Train as ``config`` says; return the result dict (and write it to ``out`` when given).
 
     A checkpoint (``checkpoint``, by default ``<out stem>.ckpt.pt`` beside ``out``) is written
@@ -585,6 +633,10 @@ def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = 
 
     ``deadline`` (a ``time.monotonic()`` value): before each epoch after the first, stop with
     :class:`DeadlineReached` if the epoch, at the mean pace so far, would end after it.
+
+    Nothing is silently dropped: without ``resume`` an existing checkpoint is refused (unless
+    ``overwrite``), and the result is not written over one that appeared at ``out`` while this
+    run trained (unless ``overwrite``); the checkpoint is kept in both cases.
     """
     config.validate()
     _io.git_commit()  # pin provenance to the code as it was when training started
@@ -592,7 +644,7 @@ def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = 
     if splits is None:
         train_set, test_set, desc = load_dataset(config.data, download=config.download)
         splits = make_splits(train_set, test_set, desc, val_size=config.val_size, train_subset=config.train_subset,
-                             val_subset=config.val_subset, test_subset=config.test_subset)
+                             val_subset=config.val_subset, test_subset=config.test_subset, split=config.split)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True)
         # Deterministic mode also fills every new tensor with NaN (to expose reads of
@@ -603,6 +655,12 @@ def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = 
         torch.backends.cudnn.benchmark = True  # fast, and says so: GPU runs are not bit-reproducible
     trainer = _Trainer(config, splits, device)
     ckpt = Path(checkpoint) if checkpoint is not None else (checkpoint_path(out) if out is not None else None)
+    if ckpt is not None and ckpt.exists() and not resume:
+        if not overwrite:
+            raise ValueError(f"{ckpt}: an unfinished run's checkpoint is here; pass --resume to continue it, or "
+                             f"--overwrite to discard it and start over")
+        ckpt.unlink()
+    result_at_start = _file_identity(out)
     if out is not None:
         # Temporary files of an earlier process killed while writing these outputs.
         _io.remove_stale_temporaries(Path(out))
@@ -660,8 +718,28 @@ def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = 
     result = _result(config, splits, device, history, started, elapsed, analysis, compiled, trainer.precision,
                      machines)
     if out is not None:
+        if not overwrite and _file_identity(out) not in (None, result_at_start):
+            raise ValueError(f"{out}: another result was written there while this run trained; this run's result "
+                             f"was not written (its checkpoint {ckpt} is kept); pass --overwrite to replace it")
         _save("result", Path(out), lambda: _io.atomic_write_json(out, result))
     return result
+
+
+def _file_identity(path) -> tuple | None:
+    """Device, inode, size and modification time of a file, or None if there is none."""
+    if path is None:
+        return None
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _package_version() -> str:
+    from ._version import __version__
+
+    return __version__
 
 
 def _format_epoch(r: dict, epochs: int) -> str:
@@ -682,6 +760,7 @@ def _result(config, splits, device, history, started, elapsed, analysis, compile
         "config": config.public(),
         "provenance": {
             "git_commit": _io.git_commit(),
+            "ncrepro": _package_version(),
             "torch": torch.__version__,
             "device": _io.device_description(device),
             "started": started,
@@ -730,7 +809,7 @@ def _choices(kind) -> tuple[str, ...] | None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line, one option per :class:`TrainConfig` field (help and default from it)."""
-    p = OneLineParser(prog="python -m ncrepro.train", description=__doc__.split("\n\n")[0],
+    p = OneLineParser(prog=program_name("ncrepro-train", "ncrepro.train"), description=__doc__.split("\n\n")[0],
                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
@@ -826,7 +905,67 @@ def check_result(result, where: str, hint: str = "move it away") -> dict:
     prov = result["provenance"]
     if not isinstance(prov, dict) or any(k not in prov for k in ("git_commit", "device", "torch", "dataset")):
         raise ValueError(f"{where}: missing provenance (git_commit, device, torch, dataset); {hint}")
+    problem = _shape_problem(result)
+    if problem:
+        raise ValueError(f"{where}: malformed result: {problem}; {hint}")
     return result
+
+
+def _is_number(value, low: float = -math.inf, high: float = math.inf) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and low <= value <= high)
+
+
+#: Per-epoch fields every reader may use, and what they must be when present (None: not
+#: measured that epoch).
+_EPOCH_FIELDS = {"train_loss": (-math.inf, math.inf), "train_acc": (0, 1), "clean_train_acc": (0, 1),
+                 "val_acc": (0, 1), "test_acc": (0, 1), "nc1": (0, math.inf), "nc2": (0, math.inf),
+                 "nc3": (0, math.inf), "nc4": (0, 1), "lr": (0, math.inf), "seconds": (0, math.inf)}
+
+
+def _shape_problem(result: dict) -> str | None:
+    """The first field of a result that is not what the readers expect (None if all are)."""
+    config, summary, prov = result["config"], result["summary"], result["provenance"]
+    for key, kind in (("loss", str), ("arch", str), ("epochs", int), ("seed", int)):
+        if key in config and (not isinstance(config[key], kind) or isinstance(config[key], bool)):
+            return f"config.{key} must be {kind.__name__}, got {config[key]!r}"
+    if "width" in config and not _is_number(config["width"], 0):
+        return f"config.width must be a positive number, got {config['width']!r}"
+    if not isinstance(summary, dict):
+        return "summary must be an object"
+    for key in ("final_test_acc", "test_acc_at_best_val", "best_val_acc", "final_train_acc"):
+        if key in summary and summary[key] is not None and not _is_number(summary[key], 0, 1):
+            return f"summary.{key} must be a fraction in [0, 1], got {summary[key]!r}"
+    final_nc = summary.get("final_nc", {})
+    if not isinstance(final_nc, dict) or any(v is not None and not _is_number(v) for v in final_nc.values()):
+        return "summary.final_nc must map NC metrics to numbers"
+    if not isinstance(prov["dataset"], dict):
+        return "provenance.dataset must be an object"
+    for key in ("train_size", "val_size", "test_size"):
+        value = prov["dataset"].get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            return f"provenance.dataset.{key} must be a positive integer, got {value!r}"
+    if "wall_seconds" in prov and not _is_number(prov["wall_seconds"], 0):
+        return f"provenance.wall_seconds must be a non-negative number, got {prov['wall_seconds']!r}"
+    for i, record in enumerate(result["epochs"]):
+        if not isinstance(record, dict) or record.get("epoch") != i + 1:
+            return f"epochs[{i}] must be the record of epoch {i + 1}"
+        for key, (low, high) in _EPOCH_FIELDS.items():
+            value = record.get(key)
+            if value is not None and not _is_number(value, low, high):
+                return f"epochs[{i}].{key} must be a number in [{low}, {high}], got {value!r}"
+    if result.get("analysis") is not None and not isinstance(result["analysis"], dict):
+        return "analysis must be an object"
+    return None
+
+
+def _ignored_hyperparameters(config: TrainConfig, argv) -> list[str]:
+    """The other losses' hyperparameter flags given on the command line (``--alpha`` with
+    ``--loss ce``): accepted, but they change nothing, so the user is told."""
+    given = {a.split("=", 1)[0] for a in (argv if argv is not None else sys.argv[1:]) if a.startswith("--")}
+    own = loss_spec(config.loss).config_field
+    return sorted(flag for spec in LOSSES.values() if spec.config_field and spec.config_field != own
+                  for flag in ["--" + spec.config_field.replace("_", "-")] if flag in given)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -836,12 +975,22 @@ def main(argv: list[str] | None = None) -> int:
         return code
 
     def action():
+        from .locks import LockHeld, RunLock
+
         config = config_from_args(args).validate()
+        for ignored in _ignored_hyperparameters(config, argv):
+            print(f"{parser.prog}: note: {ignored} is ignored with --loss {config.loss}", file=sys.stderr)
         finished = check_output(args.out, config, overwrite=args.overwrite)
         if finished is not None:
             print(f"{args.out}: this run is already finished (pass --overwrite to train it again)")
             return 0
-        train(config, args.out, resume=args.resume, progress=not args.no_progress, log=lambda m: print(m, flush=True))
+        try:
+            with RunLock(args.out):
+                train(config, args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
+                      log=lambda m: print(m, flush=True))
+        except LockHeld as held:
+            raise ValueError(f"{args.out}: another process is training this run ({held.info.get('host')} pid "
+                             f"{held.info.get('pid')} since {held.info.get('started')})") from None
 
     return run_guarded(parser.prog, action, "interrupted; rerun with --resume to continue")
 

@@ -162,6 +162,12 @@ class _Problem:
             self.x0 = torch.as_tensor(np.asarray(init), dtype=torch.float64).reshape(self.B, -1).clone()
             if self.x0.shape[1] != sum(self.sizes):
                 raise ValueError(f"init must hold {sum(self.sizes)} entries per problem, got {self.x0.shape[1]}")
+            if not bool(torch.isfinite(self.x0).all()):
+                raise ValueError("init holds a value that is not finite")
+            at_origin = (self.x0[:, :self.sizes[0] + self.sizes[1]] == 0).all(1)
+            if bool(at_origin.any()):
+                raise ValueError("a start with W = H = 0 is a critical point of every loss here (a saddle or the "
+                                 "collapse): the solver would stay there; start from a random point instead")
         else:
             self.x0 = torch.stack([torch.from_numpy(random_start(problem, s, init_scale)) for s in seeds])
 

@@ -10,8 +10,10 @@ cd "$(dirname "$0")/.."
 src=${1:-../shared/datasets/cifar10-jpeg}
 py=${PYTHON:-.venv/bin/python}
 [ -x "$py" ] || py=python3
-if [ ! -f data/packs/cifar10-jpeg.npz ]; then
-    "$py" -m ncrepro.data pack "$src" data/packs/cifar10-jpeg.npz
+# Pack again when there is no pack or it is not a current, intact one (an older pack version).
+if ! "$py" -c 'import sys; from ncrepro.data import pack_info; pack_info(sys.argv[1])' \
+        data/packs/cifar10-jpeg.npz 2>/dev/null; then
+    "$py" -m ncrepro.data pack --overwrite "$src" data/packs/cifar10-jpeg.npz
 fi
 rm -rf data/device-lib
 mkdir -p data/device-lib

@@ -10,7 +10,8 @@ import pytest
 from _tiny_data import make_image_folder
 
 from ncrepro import protocol, sweep
-from ncrepro.cluster import LockHeld, RunLock, SweepWorker, lock_path, lock_state, submit_local
+from ncrepro.cluster import SweepWorker, submit_local
+from ncrepro.locks import RunLock, lock_path, lock_state
 from ncrepro.results import load_results
 from ncrepro.train import checkpoint_path
 
@@ -26,30 +27,6 @@ def tiny_protocol(tmp_path, name="tiny", epochs=2, losses=("ce", "ls", "fl", "ms
                  "val_size": 8, "device": "cpu", **base},
         "grid": {"loss": list(losses)}}))
     return path
-
-
-def test_lock_is_exclusive_and_stale_locks_are_taken_over(tmp_path):
-    out = tmp_path / "run.json"
-    with RunLock(out):
-        assert lock_path(out).exists() and lock_state(lock_path(out))["pid"] == os.getpid()
-        with pytest.raises(LockHeld, match="held by"):
-            RunLock(out).acquire()
-    assert not lock_path(out).exists()
-    # A lock left by a dead process on this host is stale.
-    lock_path(out).write_text(json.dumps({"host": socket.gethostname(), "pid": 2 ** 22 + 7,
-                                          "started": "2026-01-01T00:00:00+00:00"}))
-    assert lock_state(lock_path(out)) is None
-    with RunLock(out):
-        pass
-    # From another host: live until it expires.
-    lock_path(out).write_text(json.dumps({"host": "elsewhere", "pid": 1,
-                                          "started": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())}))
-    assert lock_state(lock_path(out))["host"] == "elsewhere"
-    with pytest.raises(LockHeld):
-        RunLock(out).acquire()
-    assert lock_state(lock_path(out), expiry_hours=0.0) is None
-    with RunLock(out, expiry_hours=0.0):
-        pass
 
 
 def test_list_shows_a_running_run(tmp_path, capsys):

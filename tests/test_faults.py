@@ -100,6 +100,15 @@ def test_out_holding_something_else_is_refused(tree, tmp_path, capsys, content):
     (["--momentum", "nan"], "momentum"),
     (["--train-subset", "0"], "expected a positive integer or 'all'"),
     (["--loss", "hinge"], "invalid choice"),
+    (["--device", "meta"], "device must be auto, cpu, cuda or cuda:N"),
+    (["--device", "mps"], "device must be auto, cpu, cuda or cuda:N"),
+    (["--width", "1e308"], "width must be at most"),
+    (["--width", "64"], "width must be at most"),
+    (["--width", "0.001"], "width must be at least 1/128"),
+    (["--seed", str(2 ** 63)], "seed must be an integer in [0, 2^63)"),
+    (["--val-size", "31"], "--val-size 31 leaves no training image of class"),
+    (["--val-size", "100000"], "--val-size must lie in"),
+    (["--split", "official"], "--split official needs a torchvision CIFAR root"),
 ])
 def test_bad_arguments_one_line(tree, tmp_path, capsys, extra, message):
     out = tmp_path / "run.json"
@@ -263,7 +272,95 @@ def test_tiny_weight_decays_give_the_right_optimum():
     assert opt["margin"] == pytest.approx(float(__import__("math").log(9 * (1 - c0) / c0)), rel=1e-14)
     # Subnormal decays still give the optimum (to the precision subnormals carry).
     tiny = theory.global_minimizer("ce", UFMProblem(K=10, n=5, lambda_W=1e-320, lambda_H=1e-320))
-    assert tiny["margin"] == pytest.approx(__import__("math").log(9 / (9 * 5 ** 0.5 * 1e-320)), rel=1e-6)
+    math = __import__("math")
+    assert tiny["margin"] == pytest.approx(math.log(9) - math.log(9 * 5 ** 0.5 * 1e-320), rel=1e-6)
     # A ratio c = sqrt(lambda_W / (n lambda_H)) beyond float64 is refused.
     with pytest.raises(ValueError, match="not representable"):
         theory.global_minimizer("ce", UFMProblem(K=10, n=5, lambda_W=1e300, lambda_H=5e-324))
+
+
+# --- one writer per result, nothing silently dropped (issue 20, items 1-3) --------------------
+
+
+def test_a_second_trainer_of_the_same_out_is_refused(tree, tmp_path, capsys):
+    from ncrepro.locks import RunLock
+
+    out = tmp_path / "r.json"
+    with RunLock(out):  # another process training this run holds its lock
+        assert main(args(tree, out)) == 2
+    err = one_line_error(capsys)
+    assert "another process is training this run" in err and str(os.getpid()) in err
+    assert not out.exists()
+
+
+def test_rerun_without_resume_never_discards_a_checkpoint(tree, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    config = TrainConfig(data=str(tree), width=0.0625, epochs=3, batch_size=16, val_size=8, device="cpu")
+    with pytest.raises(train_mod.DeadlineReached):
+        train(config, out, progress=False, log=lambda m: None, deadline=0.0)
+    ckpt = checkpoint_path(out)
+    before = ckpt.read_bytes()
+    assert main(args(tree, out, "--epochs", "3")) == 2
+    err = one_line_error(capsys)
+    assert "--resume" in err and "--overwrite" in err
+    assert ckpt.read_bytes() == before  # untouched
+    assert main(args(tree, out, "--epochs", "3", "--overwrite")) == 0  # explicitly: start over
+    assert json.loads(out.read_text())["epochs"][-1]["epoch"] == 3
+
+
+def test_a_result_that_appears_while_training_is_not_replaced(tree, tmp_path):
+    out = tmp_path / "r.json"
+    config = TrainConfig(data=str(tree), width=0.0625, epochs=2, batch_size=16, val_size=8, device="cpu")
+    intruder = {"written": "by another process"}
+
+    def log(message):  # after the first epoch, someone else writes a result where ours goes
+        if not out.exists():
+            out.write_text(json.dumps(intruder))
+
+    with pytest.raises(ValueError, match="another result was written there while this run trained"):
+        train(config, out, progress=False, log=log)
+    assert json.loads(out.read_text()) == intruder
+    assert checkpoint_path(out).exists()  # the run's work is kept
+
+
+def test_a_failed_checkpoint_write_is_one_line(tree, tmp_path, monkeypatch, capsys):
+    """torch.save reports a full disk as a RuntimeError, not an OSError."""
+    def full(obj, path):
+        raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(_io, "atomic_torch_save", full)
+    assert main(args(tree, tmp_path / "r.json")) == 2
+    assert "could not write the checkpoint" in one_line_error(capsys)
+
+
+def test_ignored_hyperparameters_are_named(tree, tmp_path, capsys):
+    assert main(args(tree, tmp_path / "r.json", "--epochs", "1", "--loss", "ce", "--alpha", "0.3")) == 0
+    assert "--alpha is ignored with --loss ce" in capsys.readouterr().err
+
+
+def test_a_sweep_survives_a_diverging_run(tree, tmp_path, capsys):
+    from ncrepro import cluster, protocol, sweep
+
+    spec = tmp_path / "mixed.json"
+    spec.write_text(json.dumps({
+        "name": "mixed", "base": {"data": str(tree), "width": 0.0625, "epochs": 2, "batch_size": 16, "val_size": 8,
+                                  "device": "cpu", "loss": "mse"},
+        "grid": {"mse_scale": [1e30, 1.0]}}))
+    out = tmp_path / "res"
+    assert sweep.main([str(spec), "--results-dir", str(out), "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    assert "diverged in epoch 1" in captured.out and "1 run(s) failed" in captured.err
+    states = dict(cluster.run_states(protocol.load_protocol(str(spec)), out))
+    bad = [s for s in states.values() if s.startswith("failed")]
+    assert len(bad) == 1 and "diverged" in bad[0] and list(states.values()).count("done") == 1
+    assert sweep.main([str(spec), "--results-dir", str(out), "--list"]) == 0
+    assert "failed (training diverged" in capsys.readouterr().out
+
+
+def test_a_closed_pipe_is_not_a_traceback():
+    from ncrepro._cli import run_guarded
+
+    def action():
+        raise BrokenPipeError(32, "Broken pipe")
+
+    assert run_guarded("prog", action, "interrupted") == 0

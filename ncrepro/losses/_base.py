@@ -32,7 +32,19 @@ class PerSampleLoss(nn.Module):
     def per_sample(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return self.spec.per_sample(logits, targets, self.value)
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def forward(self, logits: torch.Tensor, targets) -> torch.Tensor:
+        """The loss of ``logits`` (a tensor: the loss is differentiated through it) against
+        ``targets`` (a tensor, or anything array-like such as a NumPy array or a list of ints,
+        moved to the logits' device)."""
+        if not isinstance(logits, torch.Tensor):
+            raise ValueError(f"logits must be a torch tensor (gradients flow through them), got "
+                             f"{type(logits).__name__}; wrap them with torch.as_tensor")
+        if not isinstance(targets, torch.Tensor):
+            try:
+                targets = torch.as_tensor(targets, device=logits.device)
+            except (TypeError, ValueError, RuntimeError) as err:
+                raise ValueError(f"targets must be integer class indices, got {type(targets).__name__} ({err})") \
+                    from None
         check_logits_targets(logits, targets, self.validate_targets)
         return reduce(self.per_sample(logits, targets.long()), self.reduction)
 

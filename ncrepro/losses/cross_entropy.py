@@ -33,7 +33,8 @@ def cross_entropy_at_margin(m, K: int, value=None) -> np.ndarray:
 
 def cross_entropy_optimal_margin(K: int, c0: float, value=None) -> float:
     """The minimiser of ``ell(m) + c0 m``: ``log((K-1)(1 - c0)/c0)`` while ``c0 < (K-1)/K``, else 0."""
-    return float(np.log((K - 1) * (1 - c0) / c0)) if c0 < (K - 1) / K else 0.0
+    # As logs: (1 - c0)/c0 overflows for subnormal c0, its log does not.
+    return float(np.log(K - 1) + np.log1p(-c0) - np.log(c0)) if c0 < (K - 1) / K else 0.0
 
 
 SPEC = LossSpec(
