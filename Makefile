@@ -52,8 +52,9 @@ lint: $(INSTALLED)
 	$(VENV)/bin/ruff check ncrepro tests benchmarks scripts
 	$(VENV)/bin/ruff check --line-length 100 book
 
+# The package's docstring examples run as tests too.
 unit: $(INSTALLED)
-	$(PY) -m pytest tests --ignore=tests/browser
+	$(PY) -m pytest tests ncrepro --ignore=tests/browser --doctest-modules
 
 nbval: $(INSTALLED)
 	NCREPRO_QUICK=1 NCREPRO_STATIC=1 $(PY) -m pytest --nbval-lax -p no:cacheprovider -W default \

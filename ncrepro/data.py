@@ -592,6 +592,8 @@ def main(argv: list[str] | None = None) -> int:
         return code
 
     def action():
+        if Path(args.dest).is_dir():
+            raise ValueError(f"{args.dest}: is a folder; DEST names the pack file to write")
         if Path(args.dest).exists() and not args.overwrite:
             raise ValueError(f"{args.dest}: already exists; pass --overwrite to replace it")
         meta = pack_dataset(args.src, args.dest)

@@ -210,7 +210,7 @@ def global_minimizer(loss: str, problem: UFMProblem, **params) -> dict:
     Example:
         >>> opt = global_minimizer("ls", UFMProblem(K=10, n=100, lambda_W=5e-4, lambda_H=5e-4), alpha=0.1)
         >>> round(opt["margin"], 4)
-        4.1263
+        4.0547
     """
     spec = loss_spec(loss)
     value = spec.value(params)
@@ -266,7 +266,7 @@ def spurious_window(loss: str, K: int, **params) -> tuple[float, float] | None:
     True
     >>> lo, hi = spurious_window("fl", 100, gamma=3.0)
     >>> round(lo, 4), round(hi, 4)
-    (1.0947, 1.1635)
+    (1.0946, 1.1635)
     """
     spec = loss_spec(loss)
     value = spec.value(params)

@@ -58,13 +58,15 @@ def test_sweep_never_replaces_another_configs_result(tmp_path):
     out = tmp_path / "results"
     out.mkdir()
     other = {"config": {"loss": "mse"}, "provenance": {"git_commit": "x", "device": "cpu", "torch": "t",
-                                                        "dataset": {}}, "summary": {}, "epochs": [{}]}
+                                                        "dataset": {}}, "summary": {}, "epochs": [{"epoch": 1}]}
     (out / "resnet18-w0.0625-e2-ce-s0.json").write_text(json.dumps(other))
-    with pytest.raises(ValueError, match="holds a result with other settings"):
-        sweep.run_protocol(str(proto), results_dir=out, progress=False, log=lambda m: None)
+    # The run is reported as failed, with the reason, and its file is left alone.
+    report = sweep.run_protocol(str(proto), results_dir=out, progress=False, log=lambda m: None)
+    assert "holds a result with other settings" in report.failed["resnet18-w0.0625-e2-ce-s0"]
     assert json.loads((out / "resnet18-w0.0625-e2-ce-s0.json").read_text()) == other
     (out / "resnet18-w0.0625-e2-ce-s0.json").write_bytes(b"\xff\xfe not utf-8")
-    assert sweep.main([str(proto), "--results-dir", str(out), "--no-progress"]) == 2
+    assert sweep.main([str(proto), "--results-dir", str(out), "--no-progress"]) == 1
+    assert (out / "resnet18-w0.0625-e2-ce-s0.json").read_bytes() == b"\xff\xfe not utf-8"
 
 
 def test_results_folder_is_checked_before_training(tmp_path, capsys):
