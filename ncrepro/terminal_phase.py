@@ -1,0 +1,160 @@
+"""What a set of networks trained into the terminal phase shows: when each fits its training set,
+how far its last layer collapses, and how the losses' test accuracies compare, every comparison
+with its noise (:mod:`ncrepro.noise`). The real-networks chapter and the scorecard read this.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .noise import Estimate, ordering_text, pooled_seed_sd
+from .prose import count, join_list, width
+from .results import (
+    AccuracyGrid,
+    SpreadChange,
+    accuracy_grid,
+    final_value,
+    group_results,
+    in_terminal_phase,
+    metric_estimates,
+    terminal_phase_onset,
+    terminal_phase_share,
+)
+
+__all__ = ["TerminalPhaseSummary", "summarise_terminal_phase", "first_epoch_below"]
+
+
+def first_epoch_below(result: dict, key: str, threshold: float) -> int | None:
+    """The first evaluated epoch at which the metric ``key`` is below ``threshold`` (None if never)."""
+    return next((e["epoch"] for e in result["epochs"] if e.get(key) is not None and e[key] < threshold), None)
+
+
+@dataclass
+class TerminalPhaseSummary:
+    """Everything :func:`summarise_terminal_phase` finds; see its docstring."""
+
+    results: list[dict]
+    settings: dict[float, dict[str, list[dict]]]
+    onsets: dict[str, int | None]
+    fitted: list[dict]
+    long_enough: list[dict]
+    nc: dict[str, dict[tuple, Estimate]]
+    nc2_above_random: list[dict]
+    nc3_above_random: list[dict]
+    nc1_drop_min: float
+    grid: AccuracyGrid
+    seed_noise: float | None
+    changes: list[SpreadChange]
+    ls_ce: dict = field(default_factory=dict)
+
+    @property
+    def widths(self) -> list[float]:
+        return sorted(self.settings)
+
+    def seeds(self, w: float) -> int:
+        """The most seeds any loss has at width ``w``."""
+        return max(len(runs) for runs in self.settings[w].values())
+
+    def mean_onsets(self, w: float) -> dict[str, float]:
+        """Per loss at width ``w``, the mean onset epoch over its seeds (losses whose every seed is
+        fitted)."""
+        return {loss: sum(self.onsets[r["run"]] for r in runs) / len(runs)
+                for loss, runs in self.settings[w].items() if all(self.onsets[r["run"]] for r in runs)}
+
+    def nc1_orderings(self, labels) -> list[str]:
+        """"MSE < LS ≈ CE < FL at width 1/8 (3 seeds)", one per width with two or more losses."""
+        out = []
+        for w in self.widths:
+            estimates = {loss: e for (ww, loss), e in self.nc["nc1"].items() if ww == w}
+            if len(estimates) > 1:
+                out.append(f"{ordering_text(estimates, labels)} at width {width(w)} ({count(self.seeds(w), 'seed')})")
+        return out
+
+    def scale(self) -> str:
+        if not self.results:
+            return "no terminal-phase run yet"
+        return ("ResNet18 at widths " + join_list(f"{width(w)} ({count(self.seeds(w), 'seed')})" for w in self.widths)
+                + ", 45,000 CIFAR-10 images without augmentation, 100 epochs, CPU")
+
+    def evidence(self, labels) -> dict:
+        """The values the scorecard's rules read (:mod:`ncrepro.verdicts`)."""
+        complete = [c for c in self.grid.cells if self.grid.spread(c) is not None]
+        last = self.changes[-1] if self.changes else None
+        return {
+            "runs": len(self.results),
+            "fitted": len(self.fitted),
+            "scale": self.scale(),
+            "nc1_drop_min": self.nc1_drop_min,
+            "nc1_order": join_list(self.nc1_orderings(labels)),
+            "nc2_above_random": len(self.nc2_above_random),
+            "nc3_above_random": len(self.nc3_above_random),
+            "spreads": {width(c[1]): (100 * self.grid.spread(c, assumed_seed_sd=self.seed_noise).value,
+                                      100 * self.grid.spread(c, assumed_seed_sd=self.seed_noise).se)
+                        for c in complete},
+            "spread_change": None if last is None else {
+                "from": width(last.cell_before[1]), "to": width(last.cell_after[1]),
+                "delta": 100 * last.change.delta, "se": 100 * last.change.se, "direction": last.direction()},
+        }
+
+
+def summarise_terminal_phase(results: list[dict], baselines: dict[float, dict[str, float]], *,
+                             threshold_nc1: float = 1.0) -> TerminalPhaseSummary:
+    """Summarise a terminal-phase result set.
+
+    Args:
+        results: finished results (``load_results``), any widths, losses and seeds.
+        baselines: per width, the NC2 and NC3 of random geometry at that dimension
+            (:func:`ncrepro.metrics.random_nc_baseline`).
+        threshold_nc1: the NC1 level whose first crossing times label smoothing against cross
+            entropy (the follow-up claim that LS collapses faster).
+
+    Returns a :class:`TerminalPhaseSummary`: runs by width and loss; each run's terminal-phase
+    onset; which runs end fitted and which spend a third of their epochs fitted; final NC1–NC4
+    over seeds (log scale for NC1–NC3; a setting with one seed borrows the seed-to-seed spread
+    pooled over the others); the runs whose NC2 or NC3 end above random geometry; the
+    smallest factor by which NC1 fell in a run; the accuracy grid with the pooled seed-to-seed
+    noise and how the spread across losses changes between widths; and LS against CE timing.
+    """
+    settings: dict[float, dict[str, list[dict]]] = {}
+    for (w, loss), runs in group_results(results, ("width", "loss")).items():
+        settings.setdefault(w, {})[loss] = runs
+    onsets = {r["run"]: terminal_phase_onset(r) for r in results}
+    fitted = [r for r in results if in_terminal_phase(r)]
+    # NC metrics over seeds (log scale but NC4, a fraction that reaches 0). Settings with one seed
+    # borrow the seed-to-seed spread pooled over the settings that have several.
+    nc = {}
+    for key in ("nc1", "nc2", "nc3", "nc4"):
+        log = key != "nc4"
+        groups = group_results(results, ("width", "loss")).values()
+        values = [[final_value(r, key) for r in g] for g in groups]
+        pooled = pooled_seed_sd([[math.log10(v) for v in vs] if log else vs for vs in values
+                                 if all(v is not None and (v > 0 or not log) for v in vs)])
+        nc[key] = metric_estimates(results, key, log=log, assumed_seed_sd=pooled)
+    above = {key: [r for r in results if final_value(r, key) > baselines[r["config"]["width"]][key]]
+             for key in ("nc2", "nc3")}
+    drops = []
+    for r in results:
+        first = next(e["nc1"] for e in r["epochs"] if e.get("nc1") is not None)
+        drops.append(first / final_value(r, "nc1"))
+    grid = accuracy_grid(results)
+    seed_noise = grid.seed_sd()
+    pairs = [(by["ls"], by["ce"]) for _, group in group_results(results, ("width", "seed")).items()
+             for by in [{r["config"]["loss"]: r for r in group}] if "ls" in by and "ce" in by]
+    never = 10 ** 9
+    first = [[first_epoch_below(r, "nc1", threshold_nc1) or never for r in pair] for pair in pairs]
+    ls_ce = {
+        "threshold": threshold_nc1,
+        "settings": len(pairs),
+        "ls_first": sum(a < b for a, b in first),
+        "ties": sum(a == b for a, b in first),
+        "ce_first": sum(a > b for a, b in first),
+        "early_ls_lower": sum(next(e["nc1"] for e in ls["epochs"] if e.get("nc1") is not None)
+                              < next(e["nc1"] for e in ce["epochs"] if e.get("nc1") is not None) for ls, ce in pairs),
+    }
+    return TerminalPhaseSummary(
+        results=results, settings=settings, onsets=onsets, fitted=fitted,
+        long_enough=[r for r in fitted if terminal_phase_share(r) >= 1 / 3], nc=nc,
+        nc2_above_random=above["nc2"], nc3_above_random=above["nc3"],
+        nc1_drop_min=min(drops, default=0.0), grid=grid, seed_noise=seed_noise,
+        changes=grid.spread_changes(assumed_seed_sd=seed_noise), ls_ce=ls_ce)

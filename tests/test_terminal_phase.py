@@ -1,0 +1,52 @@
+import pytest
+
+from ncrepro.terminal_phase import first_epoch_below, summarise_terminal_phase
+
+
+def _run(width, loss, seed, accs, nc1s, test_acc, nc2=0.1, nc3=0.1):
+    epochs = [{"epoch": i + 1, "clean_train_acc": a, "nc1": n, "nc2": nc2, "nc3": nc3, "nc4": 0.0,
+               "test_acc": test_acc} for i, (a, n) in enumerate(zip(accs, nc1s))]
+    return {"run": f"w{width}-{loss}-s{seed}", "config": {"arch": "resnet18", "width": width, "epochs": len(epochs),
+                                                          "loss": loss, "seed": seed},
+            "summary": {"final_test_acc": test_acc}, "provenance": {"dataset": {"test_size": 10_000}},
+            "epochs": epochs}
+
+
+def test_a_summary_of_a_small_terminal_phase_set():
+    fit = [0.9, 0.999, 1.0, 1.0, 1.0, 1.0]
+    results = []
+    for seed in (0, 1, 2):
+        results.append(_run(0.125, "ce", seed, fit, [5, 2, 0.9, 0.5, 0.3, 0.2 + 0.01 * seed], 0.78 + 0.002 * seed))
+        results.append(_run(0.125, "ls", seed, fit, [4, 0.8, 0.4, 0.2, 0.1, 0.05 + 0.001 * seed], 0.79 + 0.002 * seed))
+    results.append(_run(0.25, "ce", 0, fit, [5, 2, 1.5, 0.9, 0.5, 0.25], 0.80))
+    results.append(_run(0.25, "ls", 0, [0.9, 0.95, 0.99, 0.995, 0.998, 0.998], [4, 1, 0.5, 0.4, 0.3, 0.2], 0.81,
+                        nc2=0.9))
+    baselines = {0.125: {"nc2": 0.5, "nc3": 0.6}, 0.25: {"nc2": 0.5, "nc3": 0.6}}
+    s = summarise_terminal_phase(results, baselines)
+    assert s.widths == [0.125, 0.25] and s.seeds(0.125) == 3 and s.seeds(0.25) == 1
+    assert s.onsets["w0.125-ce-s0"] == 2 and s.onsets["w0.25-ls-s0"] is None
+    assert len(s.fitted) == 7 and len(s.long_enough) == 7  # onset at epoch 2 of 6: 4/6 in the phase
+    assert s.mean_onsets(0.125) == {"ce": 2.0, "ls": 2.0} and s.mean_onsets(0.25) == {"ce": 2.0}
+    assert [r["run"] for r in s.nc2_above_random] == ["w0.25-ls-s0"]
+    assert s.nc1_drop_min == pytest.approx(4 / 0.2)
+    order = s.nc1_orderings({"ce": "CE", "ls": "LS"})
+    assert order[0] == "LS < CE at width 1/8 (3 seeds)"
+    # The one-seed width borrows the seed spread of the three-seed width (pooled on the log scale).
+    assert s.nc["nc1"][(0.25, "ce")].se > 0
+    assert s.ls_ce == {"threshold": 1.0, "settings": 4, "ls_first": 4, "ties": 0, "ce_first": 0, "early_ls_lower": 4}
+    e = s.evidence({"ce": "CE", "ls": "LS"})
+    assert e["runs"] == 8 and e["fitted"] == 7 and set(e["spreads"]) == {"1/8", "1/4"}
+    assert e["spread_change"]["from"] == "1/8" and e["spread_change"]["direction"] in ("grows", "shrinks",
+                                                                                       "within noise")
+    assert "1/8 (3 seeds) and 1/4 (1 seed)" in e["scale"]
+
+
+def test_an_empty_set_summarises_to_nothing():
+    s = summarise_terminal_phase([], {})
+    assert s.widths == [] and s.evidence({})["runs"] == 0 and s.scale() == "no terminal-phase run yet"
+    assert s.ls_ce["settings"] == 0
+
+
+def test_first_epoch_below():
+    run = _run(0.125, "ce", 0, [1.0] * 3, [2.0, 0.9, 0.5], 0.8)
+    assert first_epoch_below(run, "nc1", 1.0) == 2 and first_epoch_below(run, "nc1", 0.1) is None
