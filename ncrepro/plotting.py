@@ -81,6 +81,9 @@ def show(fig: go.Figure, *, height: int | None = None) -> None:
 
     height = height or fig.layout.height or 450
     fig.update_layout(height=height)
+    if fig.layout.legend.orientation is None and fig.layout.showlegend is not False:
+        # A legend beside the plot takes half a phone's width; above it, it takes a line or two.
+        fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
     html = fig.to_html(include_plotlyjs=False, full_html=False, default_height=f"{height}px",
                        config={"displaylogo": False, "responsive": True})
     bundle = {"text/html": html}
