@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["ResNet", "build_model", "count_parameters", "ARCHITECTURES"]
+__all__ = ["ResNet", "build_model", "count_parameters", "feature_dimension", "ARCHITECTURES"]
 
 
 def _scaled(channels: int, width: float) -> int:
@@ -115,6 +115,17 @@ def build_model(arch: str, *, num_classes: int = 10, width: float = 1.0) -> ResN
     if arch == "resnet18":
         return ResNet(_BasicBlock, (2, 2, 2, 2), num_classes, width, scale_all=True)
     return ResNet(_Bottleneck, (3, 4, 6, 3), num_classes, width, scale_all=False)
+
+
+def feature_dimension(arch: str, width: float) -> int:
+    """The penultimate feature dimension d of ``build_model(arch, width=width)``, without building it.
+
+    >>> feature_dimension("resnet18", 0.125), feature_dimension("wrn50", 0.5)
+    (64, 2048)
+    """
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {list(ARCHITECTURES)}")
+    return _scaled(512, width) if arch == "resnet18" else 2048
 
 
 def count_parameters(arch: str, width: float, num_classes: int = 10) -> int:

@@ -1,4 +1,5 @@
-"""A local Sphinx extension for the ncrepro book.
+"""A local Sphinx extension for the ncrepro book: a bibliography labelled author–year, like the
+citations in the text, and no duplicated inline scripts.
 
 Sphinx 7.4 registers an inline script both in its registry and on the live builder when an
 extension calls ``add_js_file`` after the builder exists (sphinx-thebe and sphinx-togglebutton
@@ -21,7 +22,33 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree):
     context["script_files"][:] = unique
 
 
+def _register_author_year_style():
+    """The bibliography labelled as the text cites: "Zhou et al., 2022" rather than "[1]".
+
+    pybtex has number and alpha label styles only; this one names the first author (and the
+    second, or "et al.") with the year, and sorts like plain."""
+    from pybtex.plugin import register_plugin
+    from pybtex.style.formatting.plain import Style as PlainStyle
+    from pybtex.style.labels import BaseLabelStyle
+
+    class AuthorYearLabels(BaseLabelStyle):
+        def format_labels(self, sorted_entries):
+            for entry in sorted_entries:
+                people = entry.persons.get("author") or entry.persons.get("editor") or []
+                names = [" ".join(p.last_names) for p in people]
+                who = (names[0] if len(names) == 1 else f"{names[0]} and {names[1]}" if len(names) == 2
+                       else f"{names[0]} et al." if names else entry.key)
+                yield f"{who}, {entry.fields.get('year', 'n.d.')}"
+
+    class AuthorYearStyle(PlainStyle):
+        default_label_style = "ncrepro_author_year"
+
+    register_plugin("pybtex.style.labels", "ncrepro_author_year", AuthorYearLabels)
+    register_plugin("pybtex.style.formatting", "ncrepro_author_year", AuthorYearStyle)
+
+
 def setup(app):
+    _register_author_year_style()
     # Early: html-page-context stops at the first handler that returns a template name.
     app.connect("html-page-context", _dedupe_scripts, priority=1)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
