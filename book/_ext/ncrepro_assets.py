@@ -36,8 +36,12 @@ def _register_author_year_style():
             for entry in sorted_entries:
                 people = entry.persons.get("author") or entry.persons.get("editor") or []
                 names = [" ".join(p.last_names) for p in people]
-                who = (names[0] if len(names) == 1 else f"{names[0]} and {names[1]}" if len(names) == 2
-                       else f"{names[0]} et al." if names else entry.key)
+                if len(names) > 2:
+                    who = f"{names[0]} et al."
+                elif names:
+                    who = " and ".join(names)
+                else:
+                    who = entry.key
                 yield f"{who}, {entry.fields.get('year', 'n.d.')}"
 
     class AuthorYearStyle(PlainStyle):
