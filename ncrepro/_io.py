@@ -96,7 +96,8 @@ def atomic_torch_save(obj, path: str | os.PathLike) -> None:
 
 @functools.lru_cache(maxsize=1)
 def git_commit() -> str:
-    """The commit of the code this process runs, with ``-dirty`` when tracked files differed.
+    """The commit of the code this process runs, with ``-dirty`` when tracked files outside
+    ``data/`` differed.
 
     Cached at its first call (made when training starts), so a long sweep records the commit
     it started from even if the checkout moves on while it runs. Where there is no git checkout
@@ -106,8 +107,11 @@ def git_commit() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=_SOURCE, capture_output=True,
                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=_SOURCE,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        # Dirty means the code differs from the commit: results and checkpoints under data/ are
+        # data (a sweep deletes a finished run's tracked checkpoint), so they do not count.
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)data"], cwd=_SOURCE, capture_output=True, text=True,
+                               check=True).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

@@ -21,7 +21,7 @@ fjs=$("$py" -c 'import fastjsonschema, os; print(os.path.dirname(fastjsonschema.
 cp -r "$fjs" data/device-lib/
 find data/device-lib -name '__pycache__' -prune -exec rm -rf {} +
 commit=$(git rev-parse HEAD)
-[ -z "$(git status --porcelain --untracked-files=no)" ] || commit="$commit-dirty"
+[ -z "$(git status --porcelain --untracked-files=no -- . ":(exclude)data")" ] || commit="$commit-dirty"
 echo "$commit" > data/device-lib/COMMIT
 total=$(du -cb data/packs data/device-lib | tail -1 | cut -f1)
 tracked=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
