@@ -33,7 +33,9 @@ def _register_author_year_style():
 
     class AuthorYearLabels(BaseLabelStyle):
         def format_labels(self, sorted_entries):
-            for entry in sorted_entries:
+            entries = list(sorted_entries)
+            labels = []
+            for entry in entries:
                 people = entry.persons.get("author") or entry.persons.get("editor") or []
                 names = [" ".join(p.last_names) for p in people]
                 if len(names) > 2:
@@ -42,7 +44,18 @@ def _register_author_year_style():
                     who = " and ".join(names)
                 else:
                     who = entry.key
-                yield f"{who}, {entry.fields.get('year', 'n.d.')}"
+                labels.append(f"{who}, {entry.fields.get('year', 'n.d.')}")
+            # Two works with one label (Zhou et al., 2022 twice) become 2022a and 2022b.
+            seen = {}
+            for label in labels:
+                seen[label] = seen.get(label, 0) + 1
+            suffix = {}
+            for label in labels:
+                if seen[label] > 1:
+                    suffix[label] = suffix.get(label, 0) + 1
+                    yield label + "abcdefghijklmnopqrstuvwxyz"[suffix[label] - 1]
+                else:
+                    yield label
 
     class AuthorYearStyle(PlainStyle):
         default_label_style = "ncrepro_author_year"
