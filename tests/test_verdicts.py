@@ -68,3 +68,14 @@ def test_no_results_yet_reads_as_not_tested():
         equivalence={"eq_evidence": {"scale": "none", "geometry": None, "agreement": None}}))
     assert verdicts[3].verdict == "not tested at this scale" and verdicts[5].verdict == "not tested at this scale"
     assert "no real-network setting" in verdicts[6].evidence and verdicts[6].verdict == "partly"
+
+
+def test_collapse_that_has_begun_is_partly_not_contradicted():
+    """NC1 falling fivefold in a fitted run is collapse under way (partly), not a contradiction;
+    NC1 that does not fall at all would be."""
+    one = {"runs": 1, "fitted": 1, "scale": "s", "nc1_drop_min": 5.0, "nc1_order": "none", "nc2_above_random": 0,
+           "nc3_above_random": 0, "spreads": {}, "spread_change": None}
+    assert score(_chapters(**{"real-networks": {"tpt_evidence": one}}))[3].verdict == "partly"
+    flat = dict(one, nc1_drop_min=0.8)
+    assert score(_chapters(**{"real-networks": {"tpt_evidence": flat}}))[3].verdict == "contradicted"
+    assert all(v.short and len(v.short) < 40 for v in score(_chapters()))

@@ -271,8 +271,12 @@ const width = document.documentElement.clientWidth;
 const wide = [];
 if (document.documentElement.scrollWidth > width + 1) wide.push('page scrolls sideways: ' +
     document.documentElement.scrollWidth + ' > ' + width);
+// A table may be wider than the page if it scrolls inside a box that is not: measure that box.
+const box = e => { for (let b = e; b && b !== document.body; b = b.parentElement) {
+  const o = getComputedStyle(b).overflowX; if (o === 'auto' || o === 'scroll' || o === 'hidden') return b; }
+  return e; };
 document.querySelectorAll('main table, main .plotly-graph-div').forEach((e, i) => {
-  const r = e.getBoundingClientRect();
+  const r = box(e).getBoundingClientRect();
   if (r.width > 0 && (r.right > width + 1 || r.left < -1)) wide.push(e.tagName + ' ' + i + ' spans ' +
       Math.round(r.left) + '-' + Math.round(r.right) + ' of ' + width);
 });
