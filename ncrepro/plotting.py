@@ -34,6 +34,7 @@ __all__ = [
     "seed_band_figure",
     "pair_heatmap",
     "LOG_AXIS",
+    "log_ticks",
     "METRIC_AXES",
     "PALETTE",
     "LOSS_COLORS",
@@ -404,6 +405,24 @@ def nc_curves_slider(groups: dict, *, baselines=None, label=str, keys=("nc1", "n
 #: power of ten (never SI prefixes such as "100μ", never bare mantissa digits).
 LOG_AXIS = dict(type="log", dtick=1, exponentformat="power", showexponent="all")
 
+def log_ticks(values) -> dict:
+    """Axis settings for a log axis over ``values``: one tick per power of ten when they span two
+    decades or more; otherwise ticks at 1, 2 and 5 times powers of ten (a short range would get one
+    tick or none from powers alone), labelled as plain numbers."""
+    import math
+
+    positive = [float(v) for v in values if v is not None and math.isfinite(v) and v > 0]
+    if not positive:
+        return dict(LOG_AXIS)
+    lo, hi = min(positive), max(positive)
+    if hi / lo >= 100:
+        return dict(LOG_AXIS)
+    ticks = [m * 10.0 ** e for e in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
+             for m in (1, 2, 5)]
+    inside = [t for t in ticks if lo / 1.5 <= t <= hi * 1.5]
+    return dict(type="log", tickvals=inside, ticktext=[f"{t:.3g}" for t in inside])
+
+
 #: What each per-epoch metric is called on an axis, and whether it is drawn on a log axis.
 METRIC_AXES = {
     "clean_train_acc": ("training accuracy (%)", False),
@@ -489,7 +508,9 @@ def seed_band_figure(settings: dict, *, keys=("clean_train_acc", "nc1", "nc2", "
                         subplot_titles=None)
     for row, key in enumerate(keys, 1):
         title, log = METRIC_AXES[key]
-        fig.update_yaxes(title_text=title, row=row, col=1, **(LOG_AXIS if log else {}))
+        shown = [max(e[key], (floors or {}).get(key, 0.0)) for runs_by_loss in settings.values()
+                 for runs in runs_by_loss.values() for r in runs for e in r["epochs"] if e.get(key) is not None]
+        fig.update_yaxes(title_text=title, row=row, col=1, **(log_ticks(shown) if log else {}))
     fig.update_xaxes(title_text="epoch", row=len(keys), col=1)
     steps = []
     for setting, runs_by_loss in settings.items():
