@@ -519,8 +519,11 @@ def seed_band_figure(settings: dict, *, keys=("clean_train_acc", "nc1", "nc2", "
     size = max(len(t) for _, t in steps)
     steps = [(name, t + [go.Scatter(x=[None], y=[None], showlegend=False)] * (size - len(t))) for name, t in steps]
     fig = slider_figure(steps, prefix="", active=0, fig=fig)
-    fig.update_layout(height=panel_height * len(keys) + 170, legend=dict(orientation="h", yanchor="bottom", y=1.01,
-                                                                        x=0), margin=dict(l=70, r=10, t=60, b=50))
+    fig.update_layout(height=panel_height * len(keys) + 190, legend=dict(orientation="h", yanchor="bottom", y=1.01,
+                                                                        x=0), margin=dict(l=70, r=10, t=90, b=50))
+    if len(steps) == 1:
+        # One setting: its name is the title, above the legend rather than on it.
+        fig.update_layout(title=dict(y=0.995, yanchor="top", x=0.0, xanchor="left", font=dict(size=14)))
     return fig
 
 
