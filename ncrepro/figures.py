@@ -17,7 +17,7 @@ from plotly.subplots import make_subplots
 from . import theory, ufm
 from .losses import loss_and_push
 from .metrics import simplex_etf
-from .plotting import LOG_AXIS, LOSS_COLORS, LOSS_LABELS, slider_figure
+from .plotting import LOG_AXIS, LOSS_COLORS, LOSS_LABELS, log_ticks, slider_figure
 from .problem import UFMProblem
 
 __all__ = [
@@ -80,7 +80,7 @@ def loss_push_figure(m, K: int, *, alpha: float = 0.1, gamma: float = 3.0, mse_s
         common = dict(legendgroup=name, line=dict(color=LOSS_COLORS[name], width=2.5))
         fig.add_trace(go.Scatter(x=m, y=shown, name=label, **common), row=1, col=1)
         fig.add_trace(go.Scatter(x=m, y=push, name=label, showlegend=False, **common), row=2, col=1)
-    fig.update_yaxes(row=1, col=1, range=[np.log10(min(lows)) - 0.3, 2.5], **LOG_AXIS)
+    fig.update_yaxes(row=1, col=1, range=[np.log10(min(lows)) - 0.3, 2.5], **log_ticks([min(lows), 10 ** 2.5]))
     fig.update_yaxes(row=2, col=1, range=_padded(min(p.min() for p in pushes), max(p.max() for p in pushes)),
                      zeroline=True)
     fig.update_xaxes(title_text="margin m = z_y − z_j", row=2, col=1)
@@ -128,7 +128,7 @@ def loss_family_figure(name: str, m, K: int, values: Sequence[float], *, active:
     hi_all = max(max(loss_hi), ce_loss.max())
     if log:
         fig.update_yaxes(row=1, col=1, range=[np.log10(max(lo_all, 1e-12)) - 0.3, np.log10(hi_all) + 0.3],
-                         **LOG_AXIS)
+                         **log_ticks([max(lo_all, 1e-12), hi_all]))
     else:
         fig.update_yaxes(row=1, col=1, range=_padded(lo_all, hi_all))
     fig.update_yaxes(row=2, col=1, range=_padded(min(min(push_lo), ce_push.min()), max(max(push_hi), ce_push.max())))

@@ -406,17 +406,21 @@ def nc_curves_slider(groups: dict, *, baselines=None, label=str, keys=("nc1", "n
 LOG_AXIS = dict(type="log", dtick=1, exponentformat="power", showexponent="all")
 
 def log_ticks(values) -> dict:
-    """Axis settings for a log axis over ``values``: one tick per power of ten when they span two
-    decades or more; otherwise ticks at 1, 2 and 5 times powers of ten (a short range would get one
-    tick or none from powers alone), labelled as plain numbers."""
+    """Axis settings for a log axis over ``values``: ticks at powers of ten when they span two
+    decades or more (every second or third power over long ranges); otherwise ticks at 1, 2 and 5
+    times powers of ten (a short range would get one tick or none from powers alone), labelled as
+    plain numbers."""
     import math
 
     positive = [float(v) for v in values if v is not None and math.isfinite(v) and v > 0]
     if not positive:
         return dict(LOG_AXIS)
     lo, hi = min(positive), max(positive)
-    if hi / lo >= 100:
-        return dict(LOG_AXIS)
+    decades = math.log10(hi / lo)
+    if decades >= 2:
+        # Every decade labelled, or every second or third over long ranges (a panel of 14
+        # decades in a few hundred pixels has no room for 14 labels).
+        return dict(LOG_AXIS, dtick=1 if decades <= 7 else (2 if decades <= 14 else 3))
     ticks = [m * 10.0 ** e for e in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
              for m in (1, 2, 5)]
     inside = [t for t in ticks if lo / 1.5 <= t <= hi * 1.5]
@@ -547,4 +551,7 @@ def pair_heatmap(matrix: dict, losses: Sequence[str], *, title: str, scale: floa
                                hovertemplate="%{y} and %{x}: %{text}<extra></extra>"))
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(margin=dict(l=60, r=10, t=30, b=40))
+    if not any(v is not None for row in z for v in row):
+        fig.add_annotation(text="No two networks to compare yet:<br>each pair appears here once both have "
+                                "finished training", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
     return fig

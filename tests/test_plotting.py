@@ -57,3 +57,13 @@ def test_scene_traces_are_3d():
     assert len(traces) == 6 and all(t.type == "scatter3d" for t in traces)
     with pytest.raises(ValueError, match="3-D"):
         scene_traces(np.eye(4), np.eye(4), np.arange(4))
+
+
+def test_log_ticks_fit_their_range():
+    from ncrepro.plotting import log_ticks
+
+    short = log_ticks([0.3, 0.6])
+    assert short["tickvals"] == [0.2, 0.5] and short["ticktext"] == ["0.2", "0.5"]
+    assert log_ticks([1e-3, 1.0])["dtick"] == 1
+    assert log_ticks([1e-12, 1e2])["dtick"] == 2 and log_ticks([1e-20, 1.0])["dtick"] == 3
+    assert log_ticks([0.0, None])["dtick"] == 1  # nothing positive: powers of ten
