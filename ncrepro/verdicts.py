@@ -4,7 +4,8 @@ drift from the evidence.
 
 Each rule is a function of the chapters' glued values that returns a :class:`Verdict`: the
 claim in a short phrase, the verdict (one of :data:`VERDICTS`), the scale it was measured at,
-the chapter with the evidence, an evidence paragraph (Markdown, maths in ``$...$``) whose every
+the chapter with the evidence, an evidence paragraph (Markdown; symbols in Unicode, since glued
+Markdown is not typeset as maths) whose every
 number comes from those values, and the rule itself in one sentence. :func:`score` applies them
 all.
 """
@@ -62,8 +63,8 @@ def global_optimum(theory: dict) -> Verdict:
         evidence=(f"On the UFM with {problem}, the closed forms of the optimum match an independent solver to "
                   f"{worst:.0e} relative, with "
                   f"NC1–NC3 at zero, for all four losses. Focal loss needs a global one-dimensional search "
-                  f"beyond $K = {convex_k}$ at $\\gamma = 3$, where its per-sample loss stops being convex."),
-        rule="reproduced if the worst relative gap between closed form and solver is below $10^{-7}$",
+                  f"beyond K = {convex_k} at γ = 3, where its per-sample loss stops being convex."),
+        rule="reproduced if the worst relative gap between closed form and solver is below 10⁻⁷",
     )
 
 
@@ -79,7 +80,7 @@ def ls_landscape(landscape: dict) -> Verdict:
         chapter="landscape",
         evidence=(f"Unguided gradient-norm searches found {count(distinct, 'distinct critical point')} over the "
                   f"four losses; all {saddles} that are not global minima have negative curvature. All "
-                  f"{starts} random starts at $K = 10$ reach the global minimum (worst relative gap "
+                  f"{starts} random starts at K = 10 reach the global minimum (worst relative gap "
                   f"{worst:.0e})."),
         rule="reproduced if non-optimal critical points were found and every one is a strict saddle, and every "
              "random start reaches the optimum",
@@ -100,12 +101,12 @@ def fl_landscape(landscape: dict) -> Verdict:
         scale="UFM, K = 18 to 100",
         chapter="landscape",
         evidence=(f"Consistent with the local statement wherever tested. Beyond it, focal loss has non-global "
-                  f"local minima for $K \\ge 18$, in a window of $c_0$ just above $-\\ell'(0)$ where CE and LS "
-                  f"have none: $({lo18:.5f}, {hi18:.5f})$ at $K = 18$, $({lo100:.4f}, {hi100:.4f})$ at "
-                  f"$K = 100$. At $K = {w['K']}$, $c_0 = {w['c0']:.4f}$ (window $({lo:.4f}, {hi:.4f})$), "
+                  f"local minima for K ≥ 18, in a window of c₀ just above −ℓ′(0) where CE and LS "
+                  f"have none: ({lo18:.5f}, {hi18:.5f}) at K = 18, ({lo100:.4f}, {hi100:.4f}) at "
+                  f"K = 100. At K = {w['K']}, c₀ = {w['c0']:.4f} (window ({lo:.4f}, {hi:.4f})), "
                   f"{stuck['ncrepro']} of {w['starts_per_solver']} starts stop above the optimum with the "
                   f"package's solver and {stuck['scipy']} with SciPy's. The paper's CIFAR-100 recipe maps to "
-                  f"$c_0 \\approx {recipe[next(iter(recipe))]:.3g}$, far below the window. This complements the "
+                  f"c₀ ≈ {recipe[next(iter(recipe))]:.3g}, far below the window. This complements the "
                   f"paper's local result; it does not reproduce its reason."),
         rule="partly: no test contradicts the local statement, and the evidence shows where the global one fails, "
              "not the local proof",
@@ -132,15 +133,22 @@ def collapse_in_networks(real: dict) -> Verdict:
         verdict=verdict,
         scale=_NETWORKS,
         chapter="real-networks",
-        evidence=(f"Scale: {e['scale']}. {e['fitted']} of {count(e['runs'], 'terminal-phase run')} end fitted. "
-                  f"NC1 falls in every run, "
+        evidence=(f"Scale: {e['scale']}. {e['fitted']} of {count(e['runs'], 'terminal-phase run')} "
+                  f"{'ends' if e['fitted'] == 1 else 'end'} fitted. NC1 falls in every run, "
                   f"at least {e['nc1_drop_min']:.1f}-fold from its first evaluation"
-                  + (f", ordered {e['nc1_order']}" if e["nc1_order"] != "none" else "")
-                  + f". NC2 ends above the value of random geometry in {count(e['nc2_above_random'], 'run')} and NC3 "
-                  f"in {count(e['nc3_above_random'], 'run')}."),
+                  + (f", ordered {e['nc1_order']}" if e["nc1_order"] not in ("none", "") else "")
+                  + ". " + _above_random(e["nc2_above_random"], e["nc3_above_random"])),
         rule="reproduced if every run is fitted, NC1 falls at least 10-fold and NC2 and NC3 end below random "
              "geometry; partly if NC1 falls in every run; contradicted if it does not",
     )
+
+
+def _above_random(nc2: int, nc3: int) -> str:
+    """"NC2 and NC3 end below random geometry in every run", or how many runs end above it."""
+    if not nc2 and not nc3:
+        return "NC2 and NC3 end below the values of random geometry in every run."
+    parts = [f"NC{k} in {count(n, 'run')}" for k, n in ((2, nc2), (3, nc3)) if n]
+    return f"They end above the values of random geometry: {join_list(parts)}."
 
 
 def equal_accuracy(real: dict) -> Verdict:
@@ -208,7 +216,7 @@ def ls_faster(ufm: dict, real: dict) -> Verdict:
         verdict="partly" if mixed else "reproduced",
         scale="UFM, K = 4; " + _NETWORKS,
         chapter="ufm-experiments",
-        evidence=(f"On the UFM, LS ($\\alpha = 0.1$) reaches NC2 $< 10^{{-2}}$ before CE in all {runs} independent "
+        evidence=(f"On the UFM, LS (α = 0.1) reaches NC2 < 10⁻² before CE in all {runs} independent "
                   f"gradient-descent runs ({times}). Real networks are mixed: {real_text}."),
         rule="reproduced if LS is faster in every UFM run and in every real-network setting; partly if the real "
              "networks are mixed",

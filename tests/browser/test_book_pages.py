@@ -154,6 +154,9 @@ return copy.innerText;
 _RAW_TABLE = re.compile(r"\|[^|\n]*\|[^|\n]*\||\|\s*[-\u2013\u2014:]+\s*\|")
 
 
+_RAW_MATH = re.compile(r"\$[^$\s][^$\n]{0,80}\$")
+
+
 def _load(browser, url):
     browser.get(url)
     assert _wait(browser, "return document.readyState === 'complete'")
@@ -168,6 +171,9 @@ def test_page_structure(browser, book_url, page):
 
     raw = [line.strip() for line in prose.splitlines() if _RAW_TABLE.search(line)]
     assert not raw, f"raw Markdown table text on {page}: {raw[:3]}"
+    # Maths that was never typeset: $...$ left as text (glued Markdown is not parsed for maths).
+    untypeset = _RAW_MATH.findall(prose)
+    assert not untypeset, f"untypeset maths on {page}: {untypeset[:3]}"
     # Sphinx writes ?? for a numbered reference it could not resolve, and [?] for a citation.
     for marker in ("??", "[?]"):
         assert marker not in prose, f"unresolved reference ({marker}) on {page}"
