@@ -61,6 +61,7 @@ __all__ = [
     "COMPILE_MODES",
     "PRECISIONS",
     "cpu_has_native_bf16",
+    "check_memory",
     "training_precision",
     "EXECUTION_SETTINGS",
     "main",
@@ -231,6 +232,32 @@ def checkpoint_path(out: str | Path, *, in_progress: bool = False) -> Path:
     out = Path(out)
     folder = out.parent / IN_PROGRESS_DIR if in_progress else out.parent
     return folder / (out.stem + ".ckpt.pt")
+
+
+#: Parameters of each architecture at width 1, and how they grow with the width (every
+#: convolution of ResNet18 scales with width²; WideResNet50's inner planes roughly so).
+_PARAMETERS_AT_WIDTH_1 = {"resnet18": 11.2e6, "wrn50": 23.5e6}
+
+
+def _available_memory() -> float | None:
+    """Bytes of memory free on this machine now (None where the system does not say)."""
+    try:
+        return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(config: TrainConfig, device: torch.device) -> None:
+    """Refuse, before any data loads, a network whose weights, gradients and optimiser state alone
+    (16 bytes per parameter) would not fit in the memory the CPU has free."""
+    if device.type != "cpu":
+        return
+    need = 16.0 * _PARAMETERS_AT_WIDTH_1.get(config.arch, 25e6) * max(config.width, 1.0) ** 2
+    free = _available_memory()
+    if free is not None and need > free:
+        raise ValueError(f"width {config.width:g}: {config.arch} needs about {need / 2**30:.1f} GiB for its weights, "
+                         f"gradients and momentum alone, and this machine has {free / 2**30:.1f} GiB free; use a "
+                         f"smaller --width")
 
 
 def _resolve_device(name: str) -> torch.device:
@@ -641,6 +668,7 @@ def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = 
     config.validate()
     _io.git_commit()  # pin provenance to the code as it was when training started
     device = _resolve_device(config.device)
+    check_memory(config, device)
     if splits is None:
         train_set, test_set, desc = load_dataset(config.data, download=config.download)
         splits = make_splits(train_set, test_set, desc, val_size=config.val_size, train_subset=config.train_subset,

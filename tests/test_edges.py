@@ -201,3 +201,11 @@ def test_losses_take_numpy_targets():
         get_loss("ce")(logits, np.array([0.5, 1, 2, 0]))
     with pytest.raises(ValueError, match="logits must be a torch tensor"):
         get_loss("ce")(logits.numpy(), np.array([0, 1, 2, 0]))
+
+
+def test_a_network_too_big_for_memory_is_refused_before_data_loads(tmp_path, monkeypatch):
+    from ncrepro import train as train_mod
+
+    monkeypatch.setattr(train_mod, "_available_memory", lambda: 2.0 ** 30)  # 1 GiB free
+    with pytest.raises(ValueError, match="needs about .* GiB .* 1.0 GiB free"):
+        train(TrainConfig(data=str(tmp_path / "no-data-needed"), width=4.0, device="cpu"), None, progress=False)
