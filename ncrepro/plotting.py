@@ -532,10 +532,11 @@ def seed_band_figure(settings: dict, *, keys=("clean_train_acc", "nc1", "nc2", "
 
 
 def pair_heatmap(matrix: dict, losses: Sequence[str], *, title: str, scale: float = 1.0, fmt: str = ".3f",
-                 colorscale: str = "Blues", reverse: bool = False):
+                 colorscale: str = "Blues", reverse: bool = False, zrange: tuple[float, float] | None = None):
     """A loss-by-loss heatmap of a measure between networks (:func:`ncrepro.comparison.pair_matrix`):
     off the diagonal, networks of two losses; on it, networks of one loss from different seeds.
-    Each cell shows its mean (times ``scale``); the colour bar is titled ``title``."""
+    Each cell shows its mean (times ``scale``); the colour bar is titled ``title`` and spans
+    ``zrange`` (a fixed scale, so that one value or two do not stretch it)."""
     labels = [LOSS_LABELS.get(loss, loss) for loss in losses]
     z, text = [], []
     for a in losses:
@@ -546,9 +547,10 @@ def pair_heatmap(matrix: dict, losses: Sequence[str], *, title: str, scale: floa
             t_row.append("" if e is None else format(scale * e.mean, fmt))
         z.append(z_row)
         text.append(t_row)
+    bounds = {} if zrange is None else {"zmin": zrange[0], "zmax": zrange[1]}
     fig = go.Figure(go.Heatmap(z=z, x=labels, y=labels, text=text, texttemplate="%{text}", colorscale=colorscale,
                                reversescale=reverse, colorbar=dict(title=dict(text=title, side="right")),
-                               hovertemplate="%{y} and %{x}: %{text}<extra></extra>"))
+                               hovertemplate="%{y} and %{x}: %{text}<extra></extra>", **bounds))
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(margin=dict(l=60, r=10, t=30, b=40))
     if not any(v is not None for row in z for v in row):
