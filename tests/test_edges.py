@@ -209,3 +209,17 @@ def test_a_network_too_big_for_memory_is_refused_before_data_loads(tmp_path, mon
     monkeypatch.setattr(train_mod, "_available_memory", lambda: 2.0 ** 30)  # 1 GiB free
     with pytest.raises(ValueError, match="needs about .* GiB .* 1.0 GiB free"):
         train(TrainConfig(data=str(tmp_path / "no-data-needed"), width=4.0, device="cpu"), None, progress=False)
+
+
+def test_pure_loss_functions_take_array_like_targets():
+    from ncrepro.losses import cross_entropy, focal, label_smoothing, mse
+
+    logits = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
+    for fn in (cross_entropy, focal, label_smoothing, mse):
+        expected = fn(logits, torch.tensor([0, 1, 2, 0]))
+        assert torch.allclose(fn(logits, np.array([0, 1, 2, 0])), expected)
+        assert torch.allclose(fn(logits, [0, 1, 2, 0]), expected)
+        with pytest.raises(ValueError, match="integer class indices"):
+            fn(logits, np.array([0.5, 1.0, 2.0, 0.0]))
+        with pytest.raises(ValueError, match="logits must be a torch tensor"):
+            fn(logits.numpy(), [0, 1, 2, 0])

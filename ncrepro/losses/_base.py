@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ._registry import LossSpec
-from ._validation import check_logits_targets, check_reduction, reduce
+from ._validation import as_tensors, check_logits_targets, check_reduction, reduce
 
 
 class PerSampleLoss(nn.Module):
@@ -36,17 +36,9 @@ class PerSampleLoss(nn.Module):
         """The loss of ``logits`` (a tensor: the loss is differentiated through it) against
         ``targets`` (a tensor, or anything array-like such as a NumPy array or a list of ints,
         moved to the logits' device)."""
-        if not isinstance(logits, torch.Tensor):
-            raise ValueError(f"logits must be a torch tensor (gradients flow through them), got "
-                             f"{type(logits).__name__}; wrap them with torch.as_tensor")
-        if not isinstance(targets, torch.Tensor):
-            try:
-                targets = torch.as_tensor(targets, device=logits.device)
-            except (TypeError, ValueError, RuntimeError) as err:
-                raise ValueError(f"targets must be integer class indices, got {type(targets).__name__} ({err})") \
-                    from None
+        logits, targets = as_tensors(logits, targets)
         check_logits_targets(logits, targets, self.validate_targets)
-        return reduce(self.per_sample(logits, targets.long()), self.reduction)
+        return reduce(self.per_sample(logits, targets), self.reduction)
 
     def hyperparameters(self) -> dict[str, float]:
         return {} if self.spec.param is None else {self.spec.param: self.value}

@@ -36,6 +36,24 @@ def check_scale(scale: float) -> float:
     return scale
 
 
+def as_tensors(logits, targets) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(logits, targets)`` as tensors: logits must already be one (gradients flow through them);
+    targets may be anything array-like (a NumPy array, a list of ints), moved to the logits' device
+    as integer class indices."""
+    if not isinstance(logits, torch.Tensor):
+        raise ValueError(f"logits must be a torch tensor (gradients flow through them), got "
+                         f"{type(logits).__name__}; wrap them with torch.as_tensor")
+    if not isinstance(targets, torch.Tensor):
+        try:
+            targets = torch.as_tensor(targets, device=logits.device)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise ValueError(f"targets must be integer class indices, got {type(targets).__name__} ({err})") \
+                from None
+    if targets.dtype.is_floating_point or targets.dtype.is_complex or targets.dtype == torch.bool:
+        raise ValueError(f"targets must be integer class indices, got dtype {targets.dtype}")
+    return logits, targets.long()
+
+
 def check_logits_targets(logits: torch.Tensor, targets: torch.Tensor, validate_targets: bool) -> None:
     """Shapes always; label range only when asked (it costs a device sync on CUDA)."""
     if logits.dim() != 2:
@@ -47,8 +65,6 @@ def check_logits_targets(logits: torch.Tensor, targets: torch.Tensor, validate_t
         )
     if logits.shape[1] < 2:
         raise ValueError(f"need at least 2 classes, logits have K={logits.shape[1]}")
-    if targets.dtype.is_floating_point or targets.dtype == torch.bool:
-        raise ValueError(f"targets must be integer class indices, got dtype {targets.dtype}")
     if validate_targets and targets.numel() > 0:
         lo, hi = int(targets.min()), int(targets.max())
         if lo < 0 or hi >= logits.shape[1]:

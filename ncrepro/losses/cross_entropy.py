@@ -8,6 +8,7 @@ import torch
 from ._base import PerSampleLoss
 from ._registry import LossSpec
 from ._stable import nll_true_class
+from ._validation import as_tensors
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, value=None) -> torch.Tensor:
@@ -22,6 +23,7 @@ def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, value=None) -> to
         >>> cross_entropy(torch.tensor([[40.0, 0.0]], dtype=torch.float64), torch.tensor([0]))
         tensor([4.2484e-18], dtype=torch.float64)
     """
+    logits, targets = as_tensors(logits, targets)
     return nll_true_class(logits, targets)
 
 

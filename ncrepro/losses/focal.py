@@ -15,7 +15,7 @@ import torch
 from ._base import PerSampleLoss
 from ._registry import LossSpec
 from ._stable import nll_and_q
-from ._validation import check_gamma
+from ._validation import as_tensors, check_gamma
 
 
 def focal(logits: torch.Tensor, targets: torch.Tensor, gamma=3.0) -> torch.Tensor:
@@ -31,6 +31,7 @@ def focal(logits: torch.Tensor, targets: torch.Tensor, gamma=3.0) -> torch.Tenso
         >>> focal(z, torch.tensor([0]), 2.0)  # (3/4)^2 log 4
         tensor([0.7798], dtype=torch.float64)
     """
+    logits, targets = as_tensors(logits, targets)
     nll, q = nll_and_q(logits, targets)
     # q >= tiny keeps the gradient of q^gamma finite (gamma < 1) where q underflows to 0,
     # which happens only where the loss itself is far below the smallest normal number.

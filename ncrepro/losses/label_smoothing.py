@@ -14,7 +14,7 @@ import torch
 from ._base import PerSampleLoss
 from ._registry import LossSpec
 from ._stable import differences, nll_true_class
-from ._validation import check_alpha
+from ._validation import as_tensors, check_alpha
 
 
 def label_smoothing(logits: torch.Tensor, targets: torch.Tensor, alpha=0.1) -> torch.Tensor:
@@ -33,6 +33,7 @@ def label_smoothing(logits: torch.Tensor, targets: torch.Tensor, alpha=0.1) -> t
         >>> label_smoothing(z, torch.tensor([0]), 0.1)
         tensor([0.3729])
     """
+    logits, targets = as_tensors(logits, targets)
     top = logits.argmax(-1)
     hi, lo, _ = differences(logits, top)            # z_j - z_t <= 0
     below_top = -(hi + lo)

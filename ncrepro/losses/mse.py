@@ -17,7 +17,7 @@ import torch
 
 from ._base import PerSampleLoss
 from ._registry import LossSpec
-from ._validation import check_scale
+from ._validation import as_tensors, check_scale
 
 
 def mse(logits: torch.Tensor, targets: torch.Tensor, scale=15.0) -> torch.Tensor:
@@ -31,6 +31,7 @@ def mse(logits: torch.Tensor, targets: torch.Tensor, scale=15.0) -> torch.Tensor
         >>> mse(torch.tensor([[1.0, 0.0]]), torch.tensor([0]), 3.0)
         tensor([2.])
     """
+    logits, targets = as_tensors(logits, targets)
     targets = targets.expand(logits.shape[:-1])
     scale = torch.as_tensor(scale, dtype=logits.dtype, device=logits.device)
     onehot = torch.nn.functional.one_hot(targets, logits.shape[-1]).to(logits.dtype)
