@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 
 from .metrics import gram_procrustes_distance, simplex_etf
-from .noise import TREND_Z, Difference, Estimate, difference
+from .noise import TREND_Z, Difference, Estimate, difference, seed_sd
 from .results import group_results
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "NetworkPair",
     "network_pairs",
     "SeedComparison",
+    "NOT_YET_COMPARABLE",
     "compare_with_seeds",
     "pair_matrix",
     "MEASURES",
@@ -112,9 +113,12 @@ def network_pairs(results: list[dict], measure: str) -> list[NetworkPair]:
 
 def _mean_estimate(values: list[float]) -> Estimate:
     n = len(values)
-    mean = sum(values) / n
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else None
-    return Estimate(mean, 0.0 if sd is None else sd / math.sqrt(n), n, sd)
+    sd = seed_sd(values)
+    return Estimate(sum(values) / n, math.nan if sd is None else sd / math.sqrt(n), n, sd)
+
+
+NOT_YET_COMPARABLE = "not yet comparable with seeds"
+"""The verdict of a comparison whose noise is not measured: one pair of one kind."""
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,8 @@ class SeedComparison:
     """Networks of different losses against networks of one loss from different seeds, on one
     measure: the mean over pairs of each kind, and their :class:`~ncrepro.noise.Difference`
     (between losses minus between seeds). ``verdict`` is ``"as close as seeds"`` when the
-    difference is within noise, else ``"further apart than seeds"`` or ``"closer than seeds"``."""
+    difference is within noise, else ``"further apart than seeds"`` or ``"closer than seeds"``;
+    :data:`NOT_YET_COMPARABLE` while one kind has a single pair (no noise level to judge by)."""
 
     measure: str
     between_losses: Estimate
@@ -142,7 +147,9 @@ def compare_with_seeds(pairs: list[NetworkPair], measure: str, *, z: float = TRE
     a, b = _mean_estimate(losses), _mean_estimate(seeds)
     d = difference(b, a)
     _, larger_is_closer = MEASURES[measure]
-    if not d.is_trend(z):
+    if not d.measured:
+        verdict = NOT_YET_COMPARABLE
+    elif not d.is_trend(z):
         verdict = "as close as seeds"
     else:
         closer = (d.delta > 0) == larger_is_closer

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "TREND_Z",
+    "NOISE_NOT_MEASURED",
     "Estimate",
     "Difference",
     "Spread",
@@ -32,16 +33,25 @@ TREND_Z = 2.0
 """A difference counts as a trend only when it exceeds ``TREND_Z`` standard errors (about a
 95% two-sided test); anything smaller is reported as within noise."""
 
+NOISE_NOT_MEASURED = "noise not measured"
+"""What a comparison says when no noise level exists yet (one seed, nothing to borrow)."""
+
 
 @dataclass(frozen=True)
 class Estimate:
     """A mean over seeds with its standard error: ``sd`` is the seed-to-seed standard deviation
-    (None with one seed), ``n`` the number of seeds."""
+    (None with one seed), ``n`` the number of seeds. ``se`` is NaN where no noise has been
+    measured (one seed and no spread to borrow): such an estimate never makes a trend."""
 
     mean: float
     se: float
     n: int
     sd: float | None = None
+
+    @property
+    def measured(self) -> bool:
+        """Whether the standard error rests on a measured noise level."""
+        return not math.isnan(self.se)
 
 
 def seed_sd(values) -> float | None:
@@ -96,14 +106,19 @@ def accuracy_estimate(accuracies, test_images: int, *, assumed_seed_sd: float | 
 
 def log_estimate(values, *, assumed_seed_sd: float | None = None) -> Estimate:
     """Mean of ``log10`` of positive values (NC metrics span decades) over seeds, with its
-    standard error ``s/sqrt(n)`` on that scale (``assumed_seed_sd`` with one seed, else 0)."""
+    standard error ``s/sqrt(n)`` on that scale (``assumed_seed_sd`` with one seed; with one seed
+    and nothing to borrow the noise is unknown, and the standard error NaN).
+
+    >>> log_estimate([0.1, 0.01, 1.0]).mean, log_estimate([0.5]).measured
+    (-1.0, False)
+    """
     values = [float(v) for v in values]
     if not values or not all(v > 0 and math.isfinite(v) for v in values):
         raise ValueError(f"log_estimate needs positive finite values, got {values}")
     logs = [math.log10(v) for v in values]
     sd = seed_sd(logs)
     s = sd if sd is not None else assumed_seed_sd
-    se = 0.0 if s is None else s / math.sqrt(len(logs))
+    se = math.nan if s is None else s / math.sqrt(len(logs))
     return Estimate(sum(logs) / len(logs), se, len(logs), sd)
 
 
@@ -114,12 +129,35 @@ class Difference:
     delta: float
     se: float
 
+    @property
+    def measured(self) -> bool:
+        """Whether the standard error rests on measured noise (NaN when either side's does not)."""
+        return not math.isnan(self.se)
+
     def is_trend(self, z: float = TREND_Z) -> bool:
-        """True when ``|delta|`` exceeds ``z`` standard errors (:data:`TREND_Z`)."""
-        return abs(self.delta) > z * self.se
+        """True when ``|delta|`` exceeds ``z`` standard errors (:data:`TREND_Z`); never when the
+        noise is not measured."""
+        return self.measured and abs(self.delta) > z * self.se
+
+    def text(self, fmt: str = ".3f", *, scale: float = 1.0, unit: str = "") -> str:
+        """The difference with its standard error as a reader reads it: ``"+0.120 ± 0.030"``,
+        or ``"+0.120, noise not measured"``.
+
+        >>> Difference(0.012, 0.003).text(".1f", scale=100, unit=" points")
+        '+1.2 ± 0.3 points'
+        >>> Difference(0.012, math.nan).text(".1f", scale=100, unit=" points")
+        '+1.2 points, noise not measured'
+        """
+        delta = format(scale * self.delta, "+" + fmt)
+        if not self.measured:
+            return f"{delta}{unit}, {NOISE_NOT_MEASURED}"
+        return f"{delta} ± {format(scale * self.se, fmt)}{unit}"
 
     def direction(self, up: str = "grows", down: str = "shrinks", z: float = TREND_Z) -> str:
-        """``up`` or ``down`` for a trend, ``"within noise"`` otherwise."""
+        """``up`` or ``down`` for a trend, ``"within noise"`` for a measured difference below the
+        rule, ``"noise not measured"`` where there is no noise level to judge it by."""
+        if not self.measured:
+            return NOISE_NOT_MEASURED
         if not self.is_trend(z):
             return "within noise"
         return up if self.delta > 0 else down
@@ -177,15 +215,21 @@ def ordering(estimates: dict[str, Estimate], *, z: float = TREND_Z) -> list[tupl
 
 def ordering_text(estimates: dict[str, Estimate], labels=None, *, z: float = TREND_Z) -> str:
     """An ordering as a reader reads it: ``"MSE < CE ≈ LS"``, where ``<`` is a step beyond
-    ``z`` standard errors and ``≈`` one within noise.
+    ``z`` standard errors and ``≈`` one within noise. Where a step's noise is not measured, no
+    step is judged: ``"MSE, CE, LS from lowest (noise not measured)"``.
 
     >>> ordering_text({"ce": Estimate(1.0, 0.05, 3), "mse": Estimate(-1.0, 0.05, 3), "ls": Estimate(1.1, 0.05, 3)})
     'mse < ce ≈ ls'
+    >>> ordering_text({"ce": log_estimate([0.2]), "mse": log_estimate([0.007])})
+    'mse, ce from lowest (noise not measured)'
     """
     labels = labels or {}
     steps = ordering(estimates, z=z)
     if not steps:
         return " ".join(labels.get(k, k) for k in estimates)
+    if not all(d.measured for _, _, d in steps):
+        names = [steps[0][0]] + [b for _, b, _ in steps]
+        return ", ".join(labels.get(k, k) for k in names) + f" from lowest ({NOISE_NOT_MEASURED})"
     text = labels.get(steps[0][0], steps[0][0])
     for _, b, d in steps:
         text += (" < " if d.is_trend(z) else " ≈ ") + labels.get(b, b)

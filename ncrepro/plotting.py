@@ -18,6 +18,8 @@ from typing import Callable, Sequence
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from .prose import width as width_label
+
 pio.templates.default = "plotly_white"
 
 __all__ = [
@@ -259,10 +261,6 @@ def scene_traces(W, H, labels, *, scale: float | None = None, point_size: float 
     return traces
 
 
-def _fmt_width(w) -> str:
-    return f"{w:g}"
-
-
 def accuracy_heatmaps(grid, *, reference: str = "ce"):
     """The paper's summary of a results grid, one panel per row: for each loss X other than
     ``reference``, a heatmap over width (rows) and epochs (columns) of ``|acc_ref - acc_X|`` in
@@ -288,7 +286,7 @@ def accuracy_heatmaps(grid, *, reference: str = "ce"):
         widths = sorted({c[1] for c in cells})
         epochs = sorted({c[2] for c in cells})
         x = [f"{e} epochs" for e in epochs]
-        y = [f"width {_fmt_width(w)}" for w in widths]
+        y = [f"width {width_label(w)}" for w in widths]
         for row, other in enumerate(others, 1):
             z, text = [], []
             for w in widths:

@@ -322,7 +322,7 @@ def metric_estimates(results: list[dict], key: str, *, by: tuple[str, ...] = ("w
         else:
             sd = seed_sd(values)
             s = sd if sd is not None else assumed_seed_sd
-            se = 0.0 if s is None else s / math.sqrt(len(values))
+            se = math.nan if s is None else s / math.sqrt(len(values))
             out[group_key] = Estimate(sum(values) / len(values), se, len(values), sd)
     return out
 

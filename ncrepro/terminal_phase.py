@@ -74,8 +74,9 @@ class TerminalPhaseSummary:
     def scale(self) -> str:
         if not self.results:
             return "no terminal-phase run yet"
-        return ("ResNet18 at widths " + join_list(f"{width(w)} ({count(self.seeds(w), 'seed')})" for w in self.widths)
-                + ", 45,000 CIFAR-10 images without augmentation, 100 epochs, CPU")
+        widths = join_list(f"{width(w)} ({count(self.seeds(w), 'seed')})" for w in self.widths)
+        return (f"ResNet18 at width{'s' if len(self.widths) > 1 else ''} {widths}, "
+                "45,000 CIFAR-10 images without augmentation, 100 epochs, CPU")
 
     def evidence(self, labels) -> dict:
         """The values the scorecard's rules read (:mod:`ncrepro.verdicts`)."""
@@ -89,6 +90,8 @@ class TerminalPhaseSummary:
             "nc1_order": join_list(self.nc1_orderings(labels)),
             "nc2_above_random": len(self.nc2_above_random),
             "nc3_above_random": len(self.nc3_above_random),
+            "losses": len(self.grid.losses),
+            "seed_noise": self.seed_noise is not None,
             "spreads": {width(c[1]): (100 * self.grid.spread(c, assumed_seed_sd=self.seed_noise).value,
                                       100 * self.grid.spread(c, assumed_seed_sd=self.seed_noise).se)
                         for c in complete},

@@ -5,7 +5,7 @@ with lr 0.1, momentum 0.9, weight decay 5e-4 on all parameters, gradient norm cl
 batch 128, lr x0.1 after 3/7 and 5/7 of the epochs. Unlike the official code, the decay
 happens *after* those epochs (the official scheduler is stepped at the start of each epoch, so
 each decay comes one epoch early), NC is measured on clean training images by default, NC4 is
-the nearest-class-centre disagreement, and CPU runs are bit-for-bit reproducible, including
+the nearest-class-centre disagreement, and CPU runs are bit-for-bit reproducible on one kind of CPU, including
 across ``--resume``.
 
 Command line::

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .comparison import NOT_YET_COMPARABLE
 from .prose import count, join_list
 
 __all__ = ["VERDICTS", "Verdict", "score", "tally", "RULES"]
@@ -156,8 +157,11 @@ def equal_accuracy(real: dict) -> Verdict:
     spreads = e.get("spreads") or {}
     change = e.get("spread_change")
     parts = [f"{v:.2f} ± {se:.2f} points at width {w}" for w, (v, se) in spreads.items()]
-    evidence = (f"Spread of final test accuracy across the four losses (best minus worst, ± standard error with "
-                f"seed and test noise): {join_list(parts)}.")
+    losses = "the four losses" if e["losses"] == 4 else f"the {count(e['losses'], 'loss', 'losses')} finished so far"
+    noise = ("seed and test noise" if e["seed_noise"] else
+             "test noise alone: no seed spread is measured yet, so it understates the noise")
+    evidence = (f"Spread of final test accuracy across {losses} (best minus worst, ± standard error with {noise}): "
+                f"{join_list(parts) if parts else 'none yet'}.")
     if change:
         evidence += (f" From width {change['from']} to {change['to']} it changes by {change['delta']:+.2f} ± "
                      f"{change['se']:.2f} points: {change['direction']}.")
@@ -187,7 +191,10 @@ def equivalent_features(eq: dict) -> Verdict:
                     + join_list(f"{v} in their {names[k]}" for k, v in verdicts.items()) + ".")
         alike = all(v == "as close as seeds" for v in verdicts.values())
         verdict = "reproduced" if alike and len(verdicts) == 2 else "not tested at this scale"
-        if not alike:
+        if any(v == NOT_YET_COMPARABLE for v in verdicts.values()):
+            evidence += (" One pair of seeds gives no noise level to judge a difference by; the comparison "
+                         "waits for more seeds.")
+        elif not alike:
             evidence += " At this scale the losses do not learn the same features; the claim is about larger networks."
     return Verdict(
         claim="All losses produce equivalent features",
@@ -217,7 +224,9 @@ def ls_faster(ufm: dict, real: dict) -> Verdict:
         scale="UFM, K = 4; " + _NETWORKS,
         chapter="ufm-experiments",
         evidence=(f"On the UFM, LS (α = 0.1) reaches NC2 < 10⁻² before CE in all {runs} independent "
-                  f"gradient-descent runs ({times}). Real networks are mixed: {real_text}."),
+                  f"gradient-descent runs ({times}). "
+                  + (f"{real_text[0].upper()}{real_text[1:]}." if not timing["settings"] else
+                     f"Real networks are {'mixed' if mixed else 'the same'}: {real_text}.")),
         rule="reproduced if LS is faster in every UFM run and in every real-network setting; partly if the real "
              "networks are mixed",
     )

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from ncrepro.comparison import (
+    NOT_YET_COMPARABLE,
     compare_with_seeds,
     etf_distance,
     geometry_distance,
@@ -67,3 +68,8 @@ def test_seed_yardstick_decides_the_verdict():
     assert matrix[("ce", "ce")].mean == pytest.approx(0.9) and matrix[("ce", "ce")].n == 3
     # One seed: no yardstick.
     assert compare_with_seeds(network_pairs(nets[:1] + nets[3:4], "agreement"), "agreement") is None
+    # Two seeds of one loss: one between-seed pair, a mean without a noise level. It is not read
+    # as a difference in either direction, however far apart the losses are.
+    one_pair = compare_with_seeds(network_pairs(nets[:2] + nets[3:4], "agreement"), "agreement")
+    assert one_pair.verdict == NOT_YET_COMPARABLE and not one_pair.difference.measured
+    assert one_pair.difference.text(".1f", scale=100).endswith("noise not measured")

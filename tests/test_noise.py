@@ -3,7 +3,9 @@ import math
 import pytest
 
 from ncrepro.noise import (
+    NOISE_NOT_MEASURED,
     TREND_Z,
+    Difference,
     Estimate,
     accuracy_estimate,
     difference,
@@ -75,3 +77,18 @@ def test_ordering_marks_steps_beyond_noise():
     assert [(a, b) for a, b, _ in ordering(est)] == [("mse", "ce"), ("ce", "ls"), ("ls", "fl")]
     assert ordering_text(est, {"ce": "CE", "ls": "LS", "mse": "MSE", "fl": "FL"}) == "MSE < CE ≈ LS < FL"
     assert ordering_text({"ce": Estimate(0.0, 0.1, 1)}) == "ce"
+
+
+def test_one_seed_with_nothing_to_borrow_makes_no_trend():
+    # The expert's complaint in reverse: one seed per loss and no seed spread anywhere used to give
+    # a standard error of 0, so NC1 0.23 against 0.51 read as an ordering "beyond noise".
+    ce, fl, mse = log_estimate([0.226]), log_estimate([0.51]), log_estimate([0.0069])
+    assert not ce.measured and math.isnan(ce.se)
+    d = difference(ce, fl)
+    assert not d.measured and not d.is_trend() and d.direction() == NOISE_NOT_MEASURED
+    labels = {"ce": "CE", "fl": "FL", "mse": "MSE"}
+    assert ordering_text({"ce": ce, "fl": fl, "mse": mse}, labels) == "MSE, CE, FL from lowest (noise not measured)"
+    # Borrowing a measured seed spread makes the same values judgeable again.
+    borrowed = {k: log_estimate([v], assumed_seed_sd=0.05) for k, v in (("ce", 0.226), ("fl", 0.51), ("mse", 0.0069))}
+    assert ordering_text(borrowed, labels) == "MSE < CE < FL"
+    assert Difference(0.02, 0.005).text(".1f", scale=100, unit=" points") == "+2.0 ± 0.5 points"

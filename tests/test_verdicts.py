@@ -16,6 +16,7 @@ def _chapters(**over):
         "real-networks": {
             "tpt_evidence": {"runs": 16, "fitted": 16, "scale": "ResNet18", "nc1_drop_min": 40.0,
                              "nc1_order": "MSE < CE", "nc2_above_random": 0, "nc3_above_random": 0,
+                             "losses": 4, "seed_noise": True,
                              "spreads": {"0.125": (1.2, 0.5)}, "spread_change": None},
             "ls_ce_timing": {"threshold": 1.0, "settings": 4, "ls_first": 4, "ties": 0, "ce_first": 0,
                              "early_ls_lower": 4}},
@@ -62,20 +63,39 @@ def test_missing_evidence_is_named_and_unknown_verdicts_refused():
 
 def test_no_results_yet_reads_as_not_tested():
     empty = {"runs": 0, "fitted": 0, "scale": "no terminal-phase run yet", "nc1_drop_min": 0.0, "nc1_order": "none",
-             "nc2_above_random": 0, "nc3_above_random": 0, "spreads": {}, "spread_change": None}
+             "nc2_above_random": 0, "nc3_above_random": 0, "losses": 0, "seed_noise": False,
+             "spreads": {}, "spread_change": None}
     verdicts = score(_chapters(**{"real-networks": {"tpt_evidence": empty, "ls_ce_timing": {
         "threshold": 1.0, "settings": 0, "ls_first": 0, "ties": 0, "ce_first": 0, "early_ls_lower": 0}}},
         equivalence={"eq_evidence": {"scale": "none", "geometry": None, "agreement": None}}))
     assert verdicts[3].verdict == "not tested at this scale" and verdicts[5].verdict == "not tested at this scale"
-    assert "no real-network setting" in verdicts[6].evidence and verdicts[6].verdict == "partly"
+    assert "No real-network setting" in verdicts[6].evidence and verdicts[6].verdict == "partly"
 
 
 def test_collapse_that_has_begun_is_partly_not_contradicted():
     """NC1 falling fivefold in a fitted run is collapse under way (partly), not a contradiction;
     NC1 that does not fall at all would be."""
     one = {"runs": 1, "fitted": 1, "scale": "s", "nc1_drop_min": 5.0, "nc1_order": "none", "nc2_above_random": 0,
-           "nc3_above_random": 0, "spreads": {}, "spread_change": None}
+           "nc3_above_random": 0, "losses": 1, "seed_noise": False, "spreads": {}, "spread_change": None}
     assert score(_chapters(**{"real-networks": {"tpt_evidence": one}}))[3].verdict == "partly"
     flat = dict(one, nc1_drop_min=0.8)
     assert score(_chapters(**{"real-networks": {"tpt_evidence": flat}}))[3].verdict == "contradicted"
     assert all(v.short and len(v.short) < 40 for v in score(_chapters()))
+
+
+def test_one_pair_of_seeds_is_not_read_as_different_features():
+    from ncrepro.comparison import NOT_YET_COMPARABLE
+
+    verdicts = score(_chapters(equivalence={"eq_evidence": {"scale": "5 networks", "geometry": NOT_YET_COMPARABLE,
+                                                            "agreement": NOT_YET_COMPARABLE}}))
+    assert verdicts[5].verdict == "not tested at this scale"
+    assert "no noise level" in verdicts[5].evidence and "do not learn the same features" not in verdicts[5].evidence
+
+
+def test_a_partial_spread_says_how_many_losses_and_which_noise():
+    partial = {**_chapters()["real-networks"]["tpt_evidence"], "losses": 3, "seed_noise": False}
+    v = score(_chapters(**{"real-networks": {"tpt_evidence": partial}}))[4]
+    assert "the 3 losses finished so far" in v.evidence and "four" not in v.evidence
+    assert "test noise alone" in v.evidence
+    full = score(_chapters())[4]
+    assert "across the four losses" in full.evidence and "seed and test noise" in full.evidence
