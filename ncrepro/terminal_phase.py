@@ -56,6 +56,12 @@ class TerminalPhaseSummary:
         """The most seeds any loss has at width ``w``."""
         return max(len(runs) for runs in self.settings[w].values())
 
+    def seeds_text(self, w: float) -> str:
+        """``"3 seeds"``, or ``"1–2 seeds"`` while the losses at width ``w`` have different numbers."""
+        fewest = min(len(runs) for runs in self.settings[w].values())
+        most = self.seeds(w)
+        return count(most, "seed") if fewest == most else f"{fewest}–{most} seeds"
+
     def mean_onsets(self, w: float) -> dict[str, float]:
         """Per loss at width ``w``, the mean onset epoch over its seeds (losses whose every seed is
         fitted)."""
@@ -68,13 +74,13 @@ class TerminalPhaseSummary:
         for w in self.widths:
             estimates = {loss: e for (ww, loss), e in self.nc["nc1"].items() if ww == w}
             if len(estimates) > 1:
-                out.append(f"{ordering_text(estimates, labels)} at width {width(w)} ({count(self.seeds(w), 'seed')})")
+                out.append(f"{ordering_text(estimates, labels)} at width {width(w)} ({self.seeds_text(w)})")
         return out
 
     def scale(self) -> str:
         if not self.results:
             return "no terminal-phase run yet"
-        widths = join_list(f"{width(w)} ({count(self.seeds(w), 'seed')})" for w in self.widths)
+        widths = join_list(f"{width(w)} ({self.seeds_text(w)})" for w in self.widths)
         return (f"ResNet18 at width{'s' if len(self.widths) > 1 else ''} {widths}, "
                 "45,000 CIFAR-10 images without augmentation, 100 epochs, CPU")
 

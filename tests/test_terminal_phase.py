@@ -50,3 +50,19 @@ def test_an_empty_set_summarises_to_nothing():
 def test_first_epoch_below():
     run = _run(0.125, "ce", 0, [1.0] * 3, [2.0, 0.9, 0.5], 0.8)
     assert first_epoch_below(run, "nc1", 1.0) == 2 and first_epoch_below(run, "nc1", 0.1) is None
+
+
+def test_a_set_in_progress_says_what_it_has_and_judges_nothing_it_cannot():
+    fit = [0.9, 0.999, 1.0, 1.0]
+    one_seed = [_run(0.125, "ce", 0, fit, [5, 2, 1, 0.23], 0.775), _run(0.125, "fl", 0, fit, [5, 3, 2, 0.51], 0.779),
+                _run(0.125, "mse", 0, fit, [1, 0.1, 0.01, 0.0069], 0.774)]
+    s = summarise_terminal_phase(one_seed, {0.125: {"nc2": 0.5, "nc3": 0.6}})
+    assert s.nc1_orderings({"ce": "CE", "fl": "FL", "mse": "MSE"}) == [
+        "MSE, CE, FL from lowest (noise not measured) at width 1/8 (1 seed)"]
+    e = s.evidence({})
+    assert e["losses"] == 3 and e["seed_noise"] is False and "ResNet18 at width 1/8 (1 seed)," in e["scale"]
+    # A second seed of one loss: a noise level exists (borrowed by the others), the seed count is a range.
+    s = summarise_terminal_phase(one_seed + [_run(0.125, "ce", 1, fit, [5, 2, 1, 0.25], 0.771)],
+                                 {0.125: {"nc2": 0.5, "nc3": 0.6}})
+    assert s.seeds_text(0.125) == "1–2 seeds" and s.evidence({})["seed_noise"] is True
+    assert s.nc1_orderings({"ce": "CE", "fl": "FL", "mse": "MSE"}) == ["MSE < CE < FL at width 1/8 (1–2 seeds)"]
