@@ -17,14 +17,13 @@ seed to seed, by the book's noise rule (:data:`ncrepro.noise.TREND_Z`).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from .metrics import gram_procrustes_distance, simplex_etf
-from .noise import TREND_Z, Difference, Estimate, difference, seed_sd
+from .noise import TREND_Z, Difference, Estimate, difference, mean_estimate
 from .results import group_results
 
 __all__ = [
@@ -111,12 +110,6 @@ def network_pairs(results: list[dict], measure: str) -> list[NetworkPair]:
     return pairs
 
 
-def _mean_estimate(values: list[float]) -> Estimate:
-    n = len(values)
-    sd = seed_sd(values)
-    return Estimate(sum(values) / n, math.nan if sd is None else sd / math.sqrt(n), n, sd)
-
-
 NOT_YET_COMPARABLE = "not yet comparable with seeds"
 """The verdict of a comparison whose noise is not measured: one pair of one kind."""
 
@@ -144,7 +137,7 @@ def compare_with_seeds(pairs: list[NetworkPair], measure: str, *, z: float = TRE
     seeds = [p.value for p in pairs if p.kind == "seeds"]
     if not losses or not seeds:
         return None
-    a, b = _mean_estimate(losses), _mean_estimate(seeds)
+    a, b = mean_estimate(losses), mean_estimate(seeds)
     d = difference(b, a)
     _, larger_is_closer = MEASURES[measure]
     if not d.measured:
@@ -167,5 +160,5 @@ def pair_matrix(pairs: list[NetworkPair]) -> dict[tuple[str, str], Estimate]:
         values.setdefault(key, []).append(p.value)
     out = {}
     for (a, b), v in values.items():
-        out[(a, b)] = out[(b, a)] = _mean_estimate(v)
+        out[(a, b)] = out[(b, a)] = mean_estimate(v)
     return out

@@ -22,6 +22,7 @@ __all__ = [
     "seed_sd",
     "pooled_seed_sd",
     "accuracy_estimate",
+    "mean_estimate",
     "log_estimate",
     "difference",
     "spread",
@@ -104,6 +105,23 @@ def accuracy_estimate(accuracies, test_images: int, *, assumed_seed_sd: float | 
     return Estimate(mean, math.sqrt(var), n, sd)
 
 
+def mean_estimate(values, *, assumed_seed_sd: float | None = None) -> Estimate:
+    """Mean of values over seeds with its standard error ``s/sqrt(n)``: ``s`` measured with two
+    or more seeds, else ``assumed_seed_sd``; with one seed and nothing to borrow the noise is
+    unknown and the standard error NaN.
+
+    >>> mean_estimate([1.0, 2.0, 3.0]).se, mean_estimate([1.0]).measured
+    (0.5773502691896258, False)
+    """
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError("mean_estimate needs at least one value")
+    sd = seed_sd(values)
+    s = sd if sd is not None else assumed_seed_sd
+    se = math.nan if s is None else s / math.sqrt(len(values))
+    return Estimate(sum(values) / len(values), se, len(values), sd)
+
+
 def log_estimate(values, *, assumed_seed_sd: float | None = None) -> Estimate:
     """Mean of ``log10`` of positive values (NC metrics span decades) over seeds, with its
     standard error ``s/sqrt(n)`` on that scale (``assumed_seed_sd`` with one seed; with one seed
@@ -115,11 +133,7 @@ def log_estimate(values, *, assumed_seed_sd: float | None = None) -> Estimate:
     values = [float(v) for v in values]
     if not values or not all(v > 0 and math.isfinite(v) for v in values):
         raise ValueError(f"log_estimate needs positive finite values, got {values}")
-    logs = [math.log10(v) for v in values]
-    sd = seed_sd(logs)
-    s = sd if sd is not None else assumed_seed_sd
-    se = math.nan if s is None else s / math.sqrt(len(logs))
-    return Estimate(sum(logs) / len(logs), se, len(logs), sd)
+    return mean_estimate([math.log10(v) for v in values], assumed_seed_sd=assumed_seed_sd)
 
 
 @dataclass(frozen=True)

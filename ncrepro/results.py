@@ -24,6 +24,7 @@ from .noise import (
     accuracy_estimate,
     difference,
     log_estimate,
+    mean_estimate,
     pooled_seed_sd,
     seed_sd,
     spread,
@@ -317,13 +318,8 @@ def metric_estimates(results: list[dict], key: str, *, by: tuple[str, ...] = ("w
         values = [v for v in values if v is not None]
         if not values:
             continue
-        if log:
-            out[group_key] = log_estimate(values, assumed_seed_sd=assumed_seed_sd)
-        else:
-            sd = seed_sd(values)
-            s = sd if sd is not None else assumed_seed_sd
-            se = math.nan if s is None else s / math.sqrt(len(values))
-            out[group_key] = Estimate(sum(values) / len(values), se, len(values), sd)
+        estimate = log_estimate if log else mean_estimate
+        out[group_key] = estimate(values, assumed_seed_sd=assumed_seed_sd)
     return out
 
 

@@ -22,7 +22,7 @@ from .results import (
     terminal_phase_share,
 )
 
-__all__ = ["TerminalPhaseSummary", "summarise_terminal_phase", "first_epoch_below"]
+__all__ = ["TerminalPhaseSummary", "summarise_terminal_phase", "first_epoch_below", "losses_text"]
 
 
 def first_epoch_below(result: dict, key: str, threshold: float) -> int | None:
@@ -98,13 +98,23 @@ class TerminalPhaseSummary:
             "nc3_above_random": len(self.nc3_above_random),
             "losses": len(self.grid.losses),
             "seed_noise": self.seed_noise is not None,
-            "spreads": {width(c[1]): (100 * self.grid.spread(c, assumed_seed_sd=self.seed_noise).value,
-                                      100 * self.grid.spread(c, assumed_seed_sd=self.seed_noise).se)
-                        for c in complete},
+            "spreads": {width(c[1]): (100 * sp.value, 100 * sp.se)
+                        for c in complete for sp in [self.grid.spread(c, assumed_seed_sd=self.seed_noise)]},
             "spread_change": None if last is None else {
                 "from": width(last.cell_before[1]), "to": width(last.cell_after[1]),
                 "delta": 100 * last.change.delta, "se": 100 * last.change.se, "direction": last.direction()},
         }
+
+
+def losses_text(n: int) -> str:
+    """How a spread names the losses it is over: ``"the four losses"``, or ``"the 3 losses
+    finished so far"`` while some are missing.
+
+    >>> losses_text(4), losses_text(1)
+    ('the four losses', 'the 1 loss finished so far')
+    """
+    # The protocols train the paper's four losses; fewer means some have not finished.
+    return "the four losses" if n == 4 else f"the {count(n, 'loss', 'losses')} finished so far"
 
 
 def summarise_terminal_phase(results: list[dict], baselines: dict[float, dict[str, float]], *,

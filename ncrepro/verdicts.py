@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from .comparison import NOT_YET_COMPARABLE
 from .prose import count, join_list
+from .terminal_phase import losses_text
 
 __all__ = ["VERDICTS", "Verdict", "score", "tally", "RULES"]
 
@@ -157,7 +158,7 @@ def equal_accuracy(real: dict) -> Verdict:
     spreads = e.get("spreads") or {}
     change = e.get("spread_change")
     parts = [f"{v:.2f} ± {se:.2f} points at width {w}" for w, (v, se) in spreads.items()]
-    losses = "the four losses" if e["losses"] == 4 else f"the {count(e['losses'], 'loss', 'losses')} finished so far"
+    losses = losses_text(e["losses"])
     noise = ("seed and test noise" if e["seed_noise"] else
              "test noise alone: no seed spread is measured yet, so it understates the noise")
     evidence = (f"Spread of final test accuracy across {losses} (best minus worst, ± standard error with {noise}): "
@@ -212,11 +213,12 @@ def ls_faster(ufm: dict, real: dict) -> Verdict:
     runs, times = _need(ufm, "ufm-experiments", "n_runs_speed", "ls_ce_nc2_times")
     (timing,) = _need(real, "real-networks", "ls_ce_timing")
     mixed = timing["settings"] == 0 or timing["ls_first"] < timing["settings"]
-    real_text = ("no real-network setting has both losses yet" if not timing["settings"] else
-                 f"in the terminal-phase networks, NC1 first falls below {timing['threshold']:g} earlier with LS in "
-                 f"{timing['ls_first']}, at the same evaluation in {timing['ties']} and later in "
-                 f"{timing['ce_first']} of {count(timing['settings'], 'setting')} (width, seed); at the first "
-                 f"evaluation LS has the lower NC1 in {timing['early_ls_lower']}")
+    real_text = ("No real-network setting has both losses yet." if not timing["settings"] else
+                 f"Real networks {'are mixed' if mixed else 'agree'}: in the terminal-phase networks, NC1 first "
+                 f"falls below {timing['threshold']:g} earlier with LS in {timing['ls_first']}, at the same "
+                 f"evaluation in {timing['ties']} and later in {timing['ce_first']} of "
+                 f"{count(timing['settings'], 'setting')} (width, seed); at the first evaluation LS has the lower "
+                 f"NC1 in {timing['early_ls_lower']}.")
     return Verdict(
         claim="Label smoothing collapses faster than cross entropy",
         short="LS collapses faster than CE",
@@ -224,9 +226,7 @@ def ls_faster(ufm: dict, real: dict) -> Verdict:
         scale="UFM, K = 4; " + _NETWORKS,
         chapter="ufm-experiments",
         evidence=(f"On the UFM, LS (α = 0.1) reaches NC2 < 10⁻² before CE in all {runs} independent "
-                  f"gradient-descent runs ({times}). "
-                  + (f"{real_text[0].upper()}{real_text[1:]}." if not timing["settings"] else
-                     f"Real networks are {'mixed' if mixed else 'the same'}: {real_text}.")),
+                  f"gradient-descent runs ({times}). {real_text}"),
         rule="reproduced if LS is faster in every UFM run and in every real-network setting; partly if the real "
              "networks are mixed",
     )
