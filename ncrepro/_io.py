@@ -76,6 +76,21 @@ def strict_json_loads(text: str | bytes):
     return json.loads(text, parse_constant=_no_constants)
 
 
+def read_json_file(path: str | os.PathLike, what: str, hint: str = ""):
+    """The strict JSON in ``path``; one ValueError naming the file and ``what`` it should be
+    (followed by ``hint``, the way out) if it cannot be read, is not UTF-8 or is not JSON."""
+    path = Path(path)
+    tail = f"; {hint}" if hint else ""
+    try:
+        return strict_json_loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text, so not {what}{tail}") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err}){tail}") from None
+    except OSError as err:
+        raise ValueError(f"{path}: cannot be read ({err.strerror or err}){tail}") from None
+
+
 def atomic_write_json(path: str | os.PathLike, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=False) + "\n")
 

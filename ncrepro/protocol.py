@@ -55,19 +55,6 @@ def _protocol_path(name_or_path: str) -> Path:
     return PROTOCOL_DIR / f"{name_or_path}.json"
 
 
-def _read_json(path: Path, what: str):
-    try:
-        return _io.strict_json_loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: {what} is not UTF-8 text") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
-    except ValueError as err:
-        raise ValueError(f"{path}: {err}") from None
-    except OSError as err:
-        raise ValueError(f"{path}: cannot be read ({err.strerror or err})") from None
-
-
 def _schema_errors(proto) -> list[str]:
     """Messages for every place ``proto`` breaks the schema (jsonschema, or fastjsonschema
     where jsonschema is not installed, as on the GPU machine)."""
@@ -191,7 +178,7 @@ def load_protocol(name_or_path: str) -> dict:
     if not path.is_file():
         known = sorted(p.stem for p in PROTOCOL_DIR.glob("*.json") if p != SCHEMA_PATH)
         raise ValueError(f"no protocol {name_or_path!r} (looked for {path}); known protocols: {', '.join(known)}")
-    proto = _read_json(path, "the protocol")
+    proto = _io.read_json_file(path, "a protocol")
     errors = _schema_errors(proto)
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import os
 import sys
@@ -910,14 +909,7 @@ def read_result(path: str | Path, *, hint: str = "move it away") -> dict:
             names the file and ends with ``hint``.
     """
     path = Path(path)
-    try:
-        result = _io.strict_json_loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not UTF-8 text, so not a result; {hint}") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err}); {hint}") from None
-    except OSError as err:
-        raise ValueError(f"{path}: cannot be read ({err.strerror or err}); {hint}") from None
+    result = _io.read_json_file(path, "a result", hint)
     return check_result(result, str(path), hint)
 
 
