@@ -101,7 +101,9 @@ class ResNet(nn.Module):
         return h, self.classifier(h)
 
 
-ARCHITECTURES = ("resnet18", "wrn50")
+ARCHITECTURE_NAMES = {"resnet18": "ResNet18", "wrn50": "WideResNet50"}
+"""Each architecture :func:`build_model` builds, and how the book names it."""
+ARCHITECTURES = tuple(ARCHITECTURE_NAMES)
 
 
 def build_model(arch: str, *, num_classes: int = 10, width: float = 1.0) -> ResNet:

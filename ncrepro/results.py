@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .losses import LOSSES
+from .models import ARCHITECTURE_NAMES
 from .noise import (
     TREND_Z,
     Difference,
@@ -367,12 +368,11 @@ def scale_text(summary: dict) -> str:
     """
     from .prose import join_list, plural, width
 
-    arch_names = {"resnet18": "ResNet18", "wrn50": "WideResNet50"}
     augment = {(True,): "with", (False,): "without"}.get(tuple(summary["augment"]), "partly with")
     widths = summary["widths"]
     return (f"{summary['runs']} of {summary['grid_runs']} runs; {summary['train_images'][0]:,} training images "
             f"{augment} augmentation, {summary['val_images'][0]:,} validation, {summary['test_images'][0]:,} test; "
-            f"{join_list(arch_names.get(a, a) for a in summary['archs'])} at {plural(len(widths), 'width')} "
+            f"{join_list(ARCHITECTURE_NAMES.get(a, a) for a in summary['archs'])} at {plural(len(widths), 'width')} "
             f"{join_list(width(w) for w in widths)}; {join_list(map(str, summary['epochs']))} epochs; "
             f"{plural(len(summary['seeds']), 'seed')} {join_list(map(str, summary['seeds']))}; "
             f"batch-{join_list(summary['loss_scale'], last='or')} loss; {join_list(summary['devices'])}; "

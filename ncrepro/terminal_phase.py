@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from .models import ARCHITECTURE_NAMES
 from .noise import Estimate, ordering_text, pooled_seed_sd
 from .prose import count, join_list, width
 from .results import (
@@ -22,12 +23,42 @@ from .results import (
     terminal_phase_share,
 )
 
-__all__ = ["TerminalPhaseSummary", "summarise_terminal_phase", "first_epoch_below", "losses_text"]
+__all__ = ["TerminalPhaseSummary", "summarise_terminal_phase", "first_epoch_below", "losses_text", "networks_scale"]
 
 
 def first_epoch_below(result: dict, key: str, threshold: float) -> int | None:
     """The first evaluated epoch at which the metric ``key`` is below ``threshold`` (None if never)."""
     return next((e["epoch"] for e in result["epochs"] if e.get(key) is not None and e[key] < threshold), None)
+
+
+def _seeds_text(runs_by_loss: dict[str, list]) -> str:
+    fewest, most = min(map(len, runs_by_loss.values())), max(map(len, runs_by_loss.values()))
+    return count(most, "seed") if fewest == most else f"{fewest}–{most} seeds"
+
+
+def _by_width_and_loss(results: list[dict]) -> dict[float, dict[str, list[dict]]]:
+    settings: dict[float, dict[str, list[dict]]] = {}
+    for (w, loss), runs in group_results(results, ("width", "loss")).items():
+        settings.setdefault(w, {})[loss] = runs
+    return settings
+
+
+def networks_scale(results: list[dict], data: str = "CIFAR-10") -> str:
+    """The networks a verdict rests on, short enough for the scorecard's grid, with the seeds per
+    width (a range while the losses at a width have different numbers of seeds).
+
+    >>> cfg = {"arch": "resnet18", "loss": "ce", "device": "cpu"}
+    >>> networks_scale([{"config": {**cfg, "width": 0.125, "seed": s}} for s in (0, 1)]
+    ...                + [{"config": {**cfg, "width": 0.25, "seed": 0}}])
+    'ResNet18 at widths 1/8 (2 seeds) and 1/4 (1 seed), CIFAR-10, CPU'
+    """
+    if not results:
+        return "no terminal-phase run yet"
+    settings = _by_width_and_loss(results)
+    widths = join_list(f"{width(w)} ({_seeds_text(settings[w])})" for w in sorted(settings))
+    archs = join_list(sorted({ARCHITECTURE_NAMES.get(r["config"]["arch"], r["config"]["arch"]) for r in results}))
+    devices = join_list(sorted({"CPU" if r["config"]["device"] == "cpu" else "GPU" for r in results}))
+    return f"{archs} at width{'s' if len(settings) > 1 else ''} {widths}, {data}, {devices}"
 
 
 @dataclass
@@ -58,9 +89,7 @@ class TerminalPhaseSummary:
 
     def seeds_text(self, w: float) -> str:
         """``"3 seeds"``, or ``"1–2 seeds"`` while the losses at width ``w`` have different numbers."""
-        fewest = min(len(runs) for runs in self.settings[w].values())
-        most = self.seeds(w)
-        return count(most, "seed") if fewest == most else f"{fewest}–{most} seeds"
+        return _seeds_text(self.settings[w])
 
     def mean_onsets(self, w: float) -> dict[str, float]:
         """Per loss at width ``w``, the mean onset epoch over its seeds (losses whose every seed is
@@ -77,12 +106,31 @@ class TerminalPhaseSummary:
                 out.append(f"{ordering_text(estimates, labels)} at width {width(w)} ({self.seeds_text(w)})")
         return out
 
+    def unfitted_text(self, labels) -> str:
+        """The runs that end below the terminal-phase threshold, each with its final clean training
+        accuracy and how many training images it still gets wrong; ``"none"`` if every run is fitted."""
+        fitted = {r["run"] for r in self.fitted}
+        out = []
+        for r in self.results:
+            if r["run"] in fitted:
+                continue
+            c = r["config"]
+            acc = final_value(r, "clean_train_acc")
+            wrong = round((1 - acc) * r["provenance"]["dataset"]["train_size"])
+            out.append(f"{labels.get(c['loss'], c['loss'])} at width {width(c['width'])}, seed {c['seed']} "
+                       f"({100 * acc:.2f}%, {wrong:,} training images wrong)")
+        return join_list(out)
+
     def scale(self) -> str:
+        """:func:`networks_scale` with the training images, augmentation and epoch budget."""
         if not self.results:
-            return "no terminal-phase run yet"
-        widths = join_list(f"{width(w)} ({self.seeds_text(w)})" for w in self.widths)
-        return (f"ResNet18 at width{'s' if len(self.widths) > 1 else ''} {widths}, "
-                "45,000 CIFAR-10 images without augmentation, 100 epochs, CPU")
+            return networks_scale([])
+        images = join_list(f"{n:,}" for n in sorted({r["provenance"]["dataset"]["train_size"] for r in self.results}))
+        augment = {(False,): "without", (True,): "with"}.get(
+            tuple(sorted({bool(r["config"]["augment"]) for r in self.results})), "partly with")
+        epochs = join_list(str(n) for n in sorted({r["config"]["epochs"] for r in self.results}))
+        return networks_scale(self.results,
+                              data=f"{images} CIFAR-10 training images {augment} augmentation, {epochs} epochs")
 
     def evidence(self, labels) -> dict:
         """The values the scorecard's rules read (:mod:`ncrepro.verdicts`)."""
@@ -92,6 +140,7 @@ class TerminalPhaseSummary:
             "runs": len(self.results),
             "fitted": len(self.fitted),
             "scale": self.scale(),
+            "networks": networks_scale(self.results),
             "nc1_drop_min": self.nc1_drop_min,
             "nc1_order": join_list(self.nc1_orderings(labels)),
             "nc2_above_random": len(self.nc2_above_random),
@@ -135,9 +184,7 @@ def summarise_terminal_phase(results: list[dict], baselines: dict[float, dict[st
     smallest factor by which NC1 fell in a run; the accuracy grid with the pooled seed-to-seed
     noise and how the spread across losses changes between widths; and LS against CE timing.
     """
-    settings: dict[float, dict[str, list[dict]]] = {}
-    for (w, loss), runs in group_results(results, ("width", "loss")).items():
-        settings.setdefault(w, {})[loss] = runs
+    settings = _by_width_and_loss(results)
     onsets = {r["run"]: terminal_phase_onset(r) for r in results}
     fitted = [r for r in results if in_terminal_phase(r)]
     # NC metrics over seeds (log scale but NC4, a fraction that reaches 0). Settings with one seed

@@ -23,9 +23,6 @@ __all__ = ["VERDICTS", "Verdict", "score", "tally", "RULES"]
 #: From strongest to weakest support.
 VERDICTS = ("reproduced", "partly", "not tested at this scale", "contradicted")
 
-#: The real networks' scale in a few words (each verdict's evidence states it in full).
-_NETWORKS = "ResNet18, CIFAR-10, CPU"
-
 
 @dataclass(frozen=True)
 class Verdict:
@@ -119,7 +116,7 @@ def collapse_in_networks(real: dict) -> Verdict:
     (e,) = _need(real, "real-networks", "tpt_evidence")
     if not e["runs"]:
         return Verdict("Neural collapse emerges in real networks with every loss", "not tested at this scale",
-                       _NETWORKS, "real-networks", "No terminal-phase run has finished yet.",
+                       e["networks"], "real-networks", "No terminal-phase run has finished yet.",
                        "not tested until a run reaches the terminal phase", short="Collapse in real networks")
     all_fitted = e["fitted"] == e["runs"]
     falls = e["nc1_drop_min"] > 1          # NC1 lower at the end than at the first evaluation, in every run
@@ -133,7 +130,7 @@ def collapse_in_networks(real: dict) -> Verdict:
         claim="Neural collapse emerges in real networks with every loss",
         short="Collapse in real networks",
         verdict=verdict,
-        scale=_NETWORKS,
+        scale=e["networks"],
         chapter="real-networks",
         evidence=(f"Scale: {e['scale']}. {e['fitted']} of {count(e['runs'], 'terminal-phase run')} "
                   f"{'ends' if e['fitted'] == 1 else 'end'} fitted. NC1 falls in every run, "
@@ -172,7 +169,7 @@ def equal_accuracy(real: dict) -> Verdict:
         claim="Large networks trained to convergence reach the same test accuracy with every loss",
         short="Equal test accuracy",
         verdict="not tested at this scale",
-        scale=_NETWORKS,
+        scale=e["networks"],
         chapter="real-networks",
         evidence=f"Scale: {e['scale']}. " + evidence,
         rule="not tested until networks of the paper's size are trained; the spread is reported with its noise",
@@ -201,7 +198,7 @@ def equivalent_features(eq: dict) -> Verdict:
         claim="All losses produce equivalent features",
         short="Equivalent features",
         verdict=verdict,
-        scale=_NETWORKS,
+        scale=e["networks"],
         chapter="equivalence",
         evidence=evidence,
         rule="reproduced if networks of different losses are as close as networks of one loss from different seeds, "
@@ -211,7 +208,7 @@ def equivalent_features(eq: dict) -> Verdict:
 
 def ls_faster(ufm: dict, real: dict) -> Verdict:
     runs, times = _need(ufm, "ufm-experiments", "n_runs_speed", "ls_ce_nc2_times")
-    (timing,) = _need(real, "real-networks", "ls_ce_timing")
+    timing, e = _need(real, "real-networks", "ls_ce_timing", "tpt_evidence")
     mixed = timing["settings"] == 0 or timing["ls_first"] < timing["settings"]
     real_text = ("No real-network setting has both losses yet." if not timing["settings"] else
                  f"Real networks {'are mixed' if mixed else 'agree'}: in the terminal-phase networks, NC1 first "
@@ -223,7 +220,7 @@ def ls_faster(ufm: dict, real: dict) -> Verdict:
         claim="Label smoothing collapses faster than cross entropy",
         short="LS collapses faster than CE",
         verdict="partly" if mixed else "reproduced",
-        scale="UFM, K = 4; " + _NETWORKS,
+        scale="UFM, K = 4; " + e["networks"],
         chapter="ufm-experiments",
         evidence=(f"On the UFM, LS (α = 0.1) reaches NC2 < 10⁻² before CE in all {runs} independent "
                   f"gradient-descent runs ({times}). {real_text}"),

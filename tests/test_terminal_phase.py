@@ -6,9 +6,11 @@ from ncrepro.terminal_phase import first_epoch_below, summarise_terminal_phase
 def _run(width, loss, seed, accs, nc1s, test_acc, nc2=0.1, nc3=0.1):
     epochs = [{"epoch": i + 1, "clean_train_acc": a, "nc1": n, "nc2": nc2, "nc3": nc3, "nc4": 0.0,
                "test_acc": test_acc} for i, (a, n) in enumerate(zip(accs, nc1s))]
-    return {"run": f"w{width}-{loss}-s{seed}", "config": {"arch": "resnet18", "width": width, "epochs": len(epochs),
-                                                          "loss": loss, "seed": seed},
-            "summary": {"final_test_acc": test_acc}, "provenance": {"dataset": {"test_size": 10_000}},
+    return {"run": f"w{width}-{loss}-s{seed}",
+            "config": {"arch": "resnet18", "width": width, "epochs": len(epochs), "loss": loss, "seed": seed,
+                       "augment": False, "device": "cpu"},
+            "summary": {"final_test_acc": test_acc},
+            "provenance": {"dataset": {"train_size": 45_000, "test_size": 10_000}},
             "epochs": epochs}
 
 
@@ -25,6 +27,7 @@ def test_a_summary_of_a_small_terminal_phase_set():
     s = summarise_terminal_phase(results, baselines)
     assert s.widths == [0.125, 0.25] and s.seeds(0.125) == 3 and s.seeds(0.25) == 1
     assert s.onsets["w0.125-ce-s0"] == 2 and s.onsets["w0.25-ls-s0"] is None
+    assert s.unfitted_text({"ls": "LS"}) == "LS at width 1/4, seed 0 (99.80%, 90 training images wrong)"
     assert len(s.fitted) == 7 and len(s.long_enough) == 7  # onset at epoch 2 of 6: 4/6 in the phase
     assert s.mean_onsets(0.125) == {"ce": 2.0, "ls": 2.0} and s.mean_onsets(0.25) == {"ce": 2.0}
     assert [r["run"] for r in s.nc2_above_random] == ["w0.25-ls-s0"]
@@ -38,7 +41,9 @@ def test_a_summary_of_a_small_terminal_phase_set():
     assert e["runs"] == 8 and e["fitted"] == 7 and set(e["spreads"]) == {"1/8", "1/4"}
     assert e["spread_change"]["from"] == "1/8" and e["spread_change"]["direction"] in ("grows", "shrinks",
                                                                                        "within noise")
-    assert "1/8 (3 seeds) and 1/4 (1 seed)" in e["scale"]
+    assert e["scale"] == ("ResNet18 at widths 1/8 (3 seeds) and 1/4 (1 seed), 45,000 CIFAR-10 training images "
+                          "without augmentation, 6 epochs, CPU")
+    assert e["networks"] == "ResNet18 at widths 1/8 (3 seeds) and 1/4 (1 seed), CIFAR-10, CPU"
 
 
 def test_an_empty_set_summarises_to_nothing():
@@ -65,4 +70,5 @@ def test_a_set_in_progress_says_what_it_has_and_judges_nothing_it_cannot():
     s = summarise_terminal_phase(one_seed + [_run(0.125, "ce", 1, fit, [5, 2, 1, 0.25], 0.771)],
                                  {0.125: {"nc2": 0.5, "nc3": 0.6}})
     assert s.seeds_text(0.125) == "1–2 seeds" and s.evidence({})["seed_noise"] is True
+    assert s.evidence({})["networks"] == "ResNet18 at width 1/8 (1–2 seeds), CIFAR-10, CPU"
     assert s.nc1_orderings({"ce": "CE", "fl": "FL", "mse": "MSE"}) == ["MSE < CE < FL at width 1/8 (1–2 seeds)"]

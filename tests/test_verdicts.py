@@ -15,13 +15,14 @@ def _chapters(**over):
         "ufm-experiments": {"n_runs_speed": 3, "ls_ce_nc2_times": "seed 0: 100 against 140"},
         "real-networks": {
             "tpt_evidence": {"runs": 16, "fitted": 16, "scale": "ResNet18", "nc1_drop_min": 40.0,
+                             "networks": "ResNet18 at widths 1/8 (3 seeds) and 1/4 (1 seed), CIFAR-10, CPU",
                              "nc1_order": "MSE < CE", "nc2_above_random": 0, "nc3_above_random": 0,
                              "losses": 4, "seed_noise": True,
                              "spreads": {"0.125": (1.2, 0.5)}, "spread_change": None},
             "ls_ce_timing": {"threshold": 1.0, "settings": 4, "ls_first": 4, "ties": 0, "ce_first": 0,
                              "early_ls_lower": 4}},
-        "equivalence": {"eq_evidence": {"scale": "16 networks", "geometry": "as close as seeds",
-                                        "agreement": "as close as seeds"}},
+        "equivalence": {"eq_evidence": {"networks": "ResNet18 at width 1/8 (3 seeds), CIFAR-10, CPU",
+                                        "geometry": "as close as seeds", "agreement": "as close as seeds"}},
     }
     for chapter, values in over.items():
         chapters[chapter] = {**chapters[chapter], **values}
@@ -34,6 +35,10 @@ def test_every_rule_reads_the_chapters_and_can_reach_each_outcome():
                                              "not tested at this scale", "reproduced", "reproduced"]
     assert tally(verdicts) == "5 reproduced, 1 partly, 1 not tested at this scale"
     assert all(v.evidence and v.rule and v.chapter for v in verdicts)
+    # The grid names the networks a real-network verdict rests on, seeds included.
+    assert verdicts[3].scale == verdicts[4].scale == "ResNet18 at widths 1/8 (3 seeds) and 1/4 (1 seed), CIFAR-10, CPU"
+    assert verdicts[5].scale == "ResNet18 at width 1/8 (3 seeds), CIFAR-10, CPU"
+    assert verdicts[6].scale.startswith("UFM, K = 4; ResNet18 at widths 1/8 (3 seeds)")
     # The same rules turn on the evidence: a solver gap, an unfitted or uncollapsed run, losses
     # further apart than seeds, mixed real-network timing.
     bad = score(_chapters(
@@ -43,7 +48,7 @@ def test_every_rule_reads_the_chapters_and_can_reach_each_outcome():
                                               "fitted": 15, "nc2_above_random": 3},
                              "ls_ce_timing": {"threshold": 1.0, "settings": 4, "ls_first": 2, "ties": 2,
                                               "ce_first": 0, "early_ls_lower": 1}}},
-        equivalence={"eq_evidence": {"scale": "s", "geometry": "further apart than seeds",
+        equivalence={"eq_evidence": {"networks": "s", "geometry": "further apart than seeds",
                                      "agreement": "as close as seeds"}},
     ))
     assert [v.verdict for v in bad] == ["contradicted", "partly", "partly", "partly", "not tested at this scale",
@@ -62,12 +67,12 @@ def test_missing_evidence_is_named_and_unknown_verdicts_refused():
 
 
 def test_no_results_yet_reads_as_not_tested():
-    empty = {"runs": 0, "fitted": 0, "scale": "no terminal-phase run yet", "nc1_drop_min": 0.0, "nc1_order": "none",
-             "nc2_above_random": 0, "nc3_above_random": 0, "losses": 0, "seed_noise": False,
-             "spreads": {}, "spread_change": None}
+    empty = {"runs": 0, "fitted": 0, "scale": "no terminal-phase run yet", "networks": "no terminal-phase run yet",
+             "nc1_drop_min": 0.0, "nc1_order": "none", "nc2_above_random": 0, "nc3_above_random": 0, "losses": 0,
+             "seed_noise": False, "spreads": {}, "spread_change": None}
     verdicts = score(_chapters(**{"real-networks": {"tpt_evidence": empty, "ls_ce_timing": {
         "threshold": 1.0, "settings": 0, "ls_first": 0, "ties": 0, "ce_first": 0, "early_ls_lower": 0}}},
-        equivalence={"eq_evidence": {"scale": "none", "geometry": None, "agreement": None}}))
+        equivalence={"eq_evidence": {"networks": "none", "geometry": None, "agreement": None}}))
     assert verdicts[3].verdict == "not tested at this scale" and verdicts[5].verdict == "not tested at this scale"
     assert "No real-network setting" in verdicts[6].evidence and verdicts[6].verdict == "partly"
 
@@ -75,7 +80,8 @@ def test_no_results_yet_reads_as_not_tested():
 def test_collapse_that_has_begun_is_partly_not_contradicted():
     """NC1 falling fivefold in a fitted run is collapse under way (partly), not a contradiction;
     NC1 that does not fall at all would be."""
-    one = {"runs": 1, "fitted": 1, "scale": "s", "nc1_drop_min": 5.0, "nc1_order": "none", "nc2_above_random": 0,
+    one = {"runs": 1, "fitted": 1, "scale": "s", "networks": "s",
+           "nc1_drop_min": 5.0, "nc1_order": "none", "nc2_above_random": 0,
            "nc3_above_random": 0, "losses": 1, "seed_noise": False, "spreads": {}, "spread_change": None}
     assert score(_chapters(**{"real-networks": {"tpt_evidence": one}}))[3].verdict == "partly"
     flat = dict(one, nc1_drop_min=0.8)
@@ -86,7 +92,7 @@ def test_collapse_that_has_begun_is_partly_not_contradicted():
 def test_one_pair_of_seeds_is_not_read_as_different_features():
     from ncrepro.comparison import NOT_YET_COMPARABLE
 
-    verdicts = score(_chapters(equivalence={"eq_evidence": {"scale": "5 networks", "geometry": NOT_YET_COMPARABLE,
+    verdicts = score(_chapters(equivalence={"eq_evidence": {"networks": "5 networks", "geometry": NOT_YET_COMPARABLE,
                                                             "agreement": NOT_YET_COMPARABLE}}))
     assert verdicts[5].verdict == "not tested at this scale"
     assert "no noise level" in verdicts[5].evidence and "do not learn the same features" not in verdicts[5].evidence
