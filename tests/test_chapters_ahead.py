@@ -1,0 +1,70 @@
+"""The chapters that read the terminal-phase set execute on the states the set reaches next.
+
+Runs land one at a time over many sessions, and each new kind of state (the first run of a new
+width, the first second seed of a loss) takes paths through the chapters that the committed
+results do not: a width where some losses have no network yet once crashed the equivalence
+chapter. Here the next runs in the protocol's priority order are made up from committed results
+of the same loss (the numbers are not real; only the shapes of the set are), and the chapters
+are executed on them, so such a state fails in CI before a real result brings it.
+"""
+
+import copy
+import json
+import shutil
+from pathlib import Path
+
+import papermill
+import pytest
+
+from ncrepro.protocol import load_protocol, ordered_runs
+from ncrepro.results import load_results
+
+ROOT = Path(__file__).resolve().parents[1]
+PROTOCOL = "cifar10-tpt"
+CHAPTERS = ("real-networks", "equivalence")
+
+
+def _made_up(template: dict, config) -> dict:
+    """``template``'s result under another run's settings, its numbers nudged so that no two
+    networks are identical."""
+    result = copy.deepcopy(template)
+    result["config"] = config.public()
+    for epoch in result["epochs"]:
+        if epoch.get("nc1") is not None:
+            epoch["nc1"] *= 1.1
+        if epoch.get("test_acc") is not None:
+            epoch["test_acc"] = min(1.0, epoch["test_acc"] + 0.003)
+    result["summary"]["final_test_acc"] = min(1.0, result["summary"]["final_test_acc"] + 0.003)
+    return result
+
+
+def _states():
+    """The next pending run in priority order, and the first pending run of a seed no finished
+    run has: each added to the committed results."""
+    proto = load_protocol(PROTOCOL)
+    done = {r["run"]: r for r in load_results(proto)}
+    pending = [(name, c) for name, c in ordered_runs(proto) if name not in done]
+    seeds = {r["config"]["seed"] for r in done.values()}
+    picks = {"next run": pending[:1],
+             "a new seed": [(n, c) for n, c in pending if c.seed not in seeds][:1]}
+    return proto, done, {k: v for k, v in picks.items() if v}
+
+
+def test_the_chapters_execute_on_the_next_states_of_the_set(tmp_path, monkeypatch):
+    proto, done, states = _states()
+    if not done or not states:
+        pytest.skip("no finished run to make others from, or nothing left to run")
+    for state, picks in states.items():
+        # Every committed result (the chapters read other protocols too), without runs in progress.
+        results = tmp_path / state.replace(" ", "-")
+        shutil.copytree(ROOT / "data" / "results", results, ignore=shutil.ignore_patterns("in-progress", "*.lock"))
+        folder = results / proto["name"]
+        for name, config in picks:
+            template = next(r for r in done.values() if r["config"]["loss"] == config.loss)
+            (folder / f"{name}.json").write_text(json.dumps(_made_up(template, config)))
+        monkeypatch.setenv("NCREPRO_RESULTS", str(results))
+        monkeypatch.setenv("NCREPRO_STATIC", "1")
+        assert len(load_results(proto, results_dir=results / proto["name"])) == len(done) + len(picks)
+        for chapter in CHAPTERS:
+            papermill.execute_notebook(ROOT / "book" / f"{chapter}.ipynb", tmp_path / f"{state}-{chapter}.ipynb",
+                                       cwd=str(ROOT / "book"), progress_bar=False, log_output=False)
