@@ -88,7 +88,10 @@ def show(fig: go.Figure, *, height: int | None = None) -> None:
         # A legend beside the plot takes half a phone's width; above it, it takes a line or two.
         fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
     html = fig.to_html(include_plotlyjs=False, full_html=False, default_height=f"{height}px",
-                       config={"displaylogo": False, "responsive": True})
+                       config={"displaylogo": False, "responsive": True,
+                               # Selection tools do nothing on these figures; without them the bar
+                               # no longer covers a subplot's label on a phone.
+                               "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]})
     bundle = {"text/html": html}
     if not is_static_build():
         # JupyterLab renders plotly's own mimetype; the static book must not carry it, because
