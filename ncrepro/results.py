@@ -50,6 +50,7 @@ __all__ = [
     "SeedBand",
     "seed_band",
     "scale_text",
+    "augmentation_text",
     "result_value",
 ]
 
@@ -355,6 +356,16 @@ def seed_band(results: list[dict], key: str, *, log: bool = False) -> SeedBand:
     return SeedBand(epochs, mean, low, high, len(results))
 
 
+def augmentation_text(flags) -> str:
+    """How a set of runs was augmented, from their ``augment`` settings: ``"with"``,
+    ``"without"`` or ``"partly with"`` (augmentation).
+
+    >>> augmentation_text([False, False]), augmentation_text([True, False])
+    ('without', 'partly with')
+    """
+    return {(False,): "without", (True,): "with"}.get(tuple(sorted({bool(f) for f in flags})), "partly with")
+
+
 def scale_text(summary: dict) -> str:
     """A result set's scale in one clause, from :func:`result_set_summary`, for stating next to
     every number drawn from it.
@@ -368,7 +379,7 @@ def scale_text(summary: dict) -> str:
     """
     from .prose import join_list, plural, width
 
-    augment = {(True,): "with", (False,): "without"}.get(tuple(summary["augment"]), "partly with")
+    augment = augmentation_text(summary["augment"])
     widths = summary["widths"]
     return (f"{summary['runs']} of {summary['grid_runs']} runs; {summary['train_images'][0]:,} training images "
             f"{augment} augmentation, {summary['val_images'][0]:,} validation, {summary['test_images'][0]:,} test; "

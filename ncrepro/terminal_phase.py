@@ -15,6 +15,7 @@ from .results import (
     AccuracyGrid,
     SpreadChange,
     accuracy_grid,
+    augmentation_text,
     final_value,
     group_results,
     in_terminal_phase,
@@ -126,8 +127,7 @@ class TerminalPhaseSummary:
         if not self.results:
             return networks_scale([])
         images = join_list(f"{n:,}" for n in sorted({r["provenance"]["dataset"]["train_size"] for r in self.results}))
-        augment = {(False,): "without", (True,): "with"}.get(
-            tuple(sorted({bool(r["config"]["augment"]) for r in self.results})), "partly with")
+        augment = augmentation_text(r["config"]["augment"] for r in self.results)
         epochs = join_list(str(n) for n in sorted({r["config"]["epochs"] for r in self.results}))
         return networks_scale(self.results,
                               data=f"{images} CIFAR-10 training images {augment} augmentation, {epochs} epochs")
