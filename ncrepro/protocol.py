@@ -38,6 +38,7 @@ __all__ = [
     "run_name",
     "run_identity",
     "results_folder",
+    "grid_text",
     "PROTOCOL_DIR",
     "SCHEMA_PATH",
 ]
@@ -226,3 +227,44 @@ def ordered_runs(proto: dict) -> list[tuple[str, TrainConfig]]:
 def results_folder(proto: dict, results_dir: str | Path | None = None) -> Path:
     """Where a protocol's results live: ``results_dir`` if given, else ``<results root>/<name>``."""
     return Path(results_dir) if results_dir else results_root() / proto["name"]
+
+
+def grid_text(proto: dict) -> str:
+    """The runs a protocol asks for, by width: which losses, with which seeds. For the book's
+    sentence on what a result set will hold once finished (architectures and epochs are in its
+    scale). The losses are named only where they change from one group of widths to the next.
+
+    >>> runs = [(f"w{w}-{loss}-s{s}", TrainConfig(loss=loss, width=w, seed=s))
+    ...         for w, seeds in ((0.125, (0, 1, 2)), (0.25, (0,))) for loss in LOSSES for s in seeds]
+    >>> grid_text({"_runs": runs})
+    'the four losses at width 1/8 with seeds 0, 1 and 2, and at width 1/4 with seed 0'
+    >>> grid_text({"_runs": [("a", TrainConfig(loss="ce", width=0.25)), ("b", TrainConfig(loss="ce", width=0.5)),
+    ...                      ("c", TrainConfig(loss="mse", width=1.0))]})
+    'CE at widths 1/4 and 1/2 with seed 0, and MSE at width 1 with seed 0'
+    """
+    from .prose import join_list, plural, width
+
+    by_width: dict[float, tuple[set, set]] = {}
+    for _, config in proto["_runs"]:
+        losses, seeds = by_width.setdefault(config.width, (set(), set()))
+        losses.add(config.loss)
+        seeds.add(config.seed)
+    groups: list[tuple[list[str], list[int], list[float]]] = []  # widths sharing losses and seeds
+    for w, (losses, seeds) in sorted(by_width.items()):
+        key = ([loss for loss in LOSSES if loss in losses], sorted(seeds))
+        if groups and groups[-1][:2] == key:
+            groups[-1][2].append(w)
+        else:
+            groups.append((*key, [w]))
+    parts, named = [], None
+    for losses, seeds, widths in groups:
+        if losses == named:
+            who = ""
+        elif len(losses) == len(LOSSES):
+            who = f"the {len(LOSSES)} losses ".replace("the 4 ", "the four ")
+        else:
+            who = join_list(LOSSES[x].label for x in losses) + " "
+        named = losses
+        parts.append(f"{who}at {plural(len(widths), 'width')} {join_list(width(w) for w in widths)} "
+                     f"with {plural(len(seeds), 'seed')} {join_list(str(x) for x in seeds)}")
+    return ", ".join(parts[:-1]) + ", and " + parts[-1] if len(parts) > 1 else parts[0]

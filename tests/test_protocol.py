@@ -158,3 +158,10 @@ def test_terminal_phase_protocol_is_the_issue_grid():
     assert sorted({(c.width, c.seed) for c in configs}) == [(0.125, 0), (0.125, 1), (0.125, 2), (0.25, 0)]
     assert {c.loss for c in configs} == {"ce", "ls", "fl", "mse"}
     assert [(c.width, c.seed) for c in configs[:8]] == [(0.125, 0)] * 4 + [(0.25, 0)] * 4
+
+
+def test_grid_text_describes_the_terminal_phase_grid_by_width():
+    # The real-networks chapter says what the terminal-phase set holds once finished from this.
+    text = protocol.grid_text(protocol.load_protocol("cifar10-tpt"))
+    assert text == "the four losses at width 1/8 with seeds 0, 1 and 2, and at width 1/4 with seed 0"
+    assert protocol.grid_text(protocol.load_protocol("gpu-smoke")) == "CE and MSE at width 1/16 with seed 0"
