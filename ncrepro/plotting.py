@@ -141,8 +141,12 @@ def slider_figure(steps: Sequence[tuple[str, Sequence[go.BaseTraceType]]], *, fi
     for i, (label, _) in enumerate(steps):
         visible = [True] * n_fixed + [k // per_step == i for k in range(per_step * len(steps))]
         slider_steps.append({"method": "update", "label": label, "args": [{"visible": visible}]})
-    fig.update_layout(sliders=[{"active": active, "currentvalue": {"prefix": prefix}, "pad": {"t": 50},
-                                "steps": slider_steps}])
+    # A step's label is centred on its tick, so the end labels reach half their width past the
+    # rail; inset the rail by that much (about 3.5 px a character at plotly's 12 px font) so that
+    # a long label ("width 1/4 (1 seed)") is not cut off at a figure's edge.
+    inset = [round(3.5 * len(steps[i][0])) for i in (0, -1)]
+    fig.update_layout(sliders=[{"active": active, "currentvalue": {"prefix": prefix},
+                                "pad": {"t": 50, "l": inset[0], "r": inset[1]}, "steps": slider_steps}])
     # The slider takes the space below the plot, so the legend goes above it.
     fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.08, x=0), margin=dict(t=130),
                       title_y=0.985, title_yanchor="top")

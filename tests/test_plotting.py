@@ -67,3 +67,16 @@ def test_log_ticks_fit_their_range():
     assert log_ticks([1e-3, 1.0])["dtick"] == 1
     assert log_ticks([1e-12, 1e2])["dtick"] == 2 and log_ticks([1e-20, 1.0])["dtick"] == 3
     assert log_ticks([0.0, None])["dtick"] == 1  # nothing positive: powers of ten
+
+
+def test_slider_rail_is_inset_by_half_its_end_labels():
+    # End labels are centred on the end ticks; without an inset a long one is cut off at the
+    # figure's edge (seen at 1,280 px with 'width 1/4 (1 seed)').
+    import plotly.graph_objects as go
+
+    from ncrepro.plotting import slider_figure
+
+    steps = [(label, [go.Scatter(x=[0], y=[0])]) for label in ("0.1", "width 1/4 (1 seed)")]
+    pad = slider_figure(steps).layout.sliders[0].pad
+    assert pad.r > 2 * pad.l > 0
+    assert pad.r >= 3 * len("width 1/4 (1 seed)")
