@@ -44,9 +44,10 @@ def _by_width_and_loss(results: list[dict]) -> dict[float, dict[str, list[dict]]
     return settings
 
 
-def networks_scale(results: list[dict], data: str = "CIFAR-10") -> str:
+def networks_scale(results: list[dict], data: str = "CIFAR-10", *, none: str = "no terminal-phase run yet") -> str:
     """The networks a verdict rests on, short enough for the scorecard's grid, with the seeds per
-    width (a range while the losses at a width have different numbers of seeds).
+    width (a range while the losses at a width have different numbers of seeds); ``none`` when
+    there are none.
 
     >>> cfg = {"arch": "resnet18", "loss": "ce", "device": "cpu"}
     >>> networks_scale([{"config": {**cfg, "width": 0.125, "seed": s}} for s in (0, 1)]
@@ -54,7 +55,7 @@ def networks_scale(results: list[dict], data: str = "CIFAR-10") -> str:
     'ResNet18 at widths 1/8 (2 seeds) and 1/4 (1 seed), CIFAR-10, CPU'
     """
     if not results:
-        return "no terminal-phase run yet"
+        return none
     settings = _by_width_and_loss(results)
     widths = join_list(f"{width(w)} ({_seeds_text(settings[w])})" for w in sorted(settings))
     archs = join_list(sorted({ARCHITECTURE_NAMES.get(r["config"]["arch"], r["config"]["arch"]) for r in results}))
@@ -141,6 +142,10 @@ class TerminalPhaseSummary:
             "fitted": len(self.fitted),
             "scale": self.scale(),
             "networks": networks_scale(self.results),
+            # The spreads rest only on the widths where two or more losses have finished.
+            "spread_networks": networks_scale(
+                [r for r in self.results if tuple(r["config"][k] for k in ("arch", "width", "epochs")) in complete],
+                none="no width with two losses finished yet"),
             "nc1_drop_min": self.nc1_drop_min,
             "nc1_order": join_list(self.nc1_orderings(labels)),
             "nc2_above_random": len(self.nc2_above_random),
@@ -210,6 +215,8 @@ def summarise_terminal_phase(results: list[dict], baselines: dict[float, dict[st
     never = 10 ** 9
     first = [[first_epoch_below(r, "nc1", threshold_nc1) or never for r in pair] for pair in pairs]
     ls_ce = {
+        "networks": networks_scale([r for pair in pairs for r in pair],
+                                   none="no width with both CE and LS finished yet"),
         "threshold": threshold_nc1,
         "settings": len(pairs),
         "ls_first": sum(a < b for a, b in first),

@@ -169,7 +169,7 @@ def equal_accuracy(real: dict) -> Verdict:
         claim="Large networks trained to convergence reach the same test accuracy with every loss",
         short="Equal test accuracy",
         verdict="not tested at this scale",
-        scale=e["networks"],
+        scale=e["spread_networks"],
         chapter="real-networks",
         evidence=f"Scale: {e['scale']}. " + evidence,
         rule="not tested until networks of the paper's size are trained; the spread is reported with its noise",
@@ -220,7 +220,7 @@ def ls_faster(ufm: dict, real: dict) -> Verdict:
         claim="Label smoothing collapses faster than cross entropy",
         short="LS collapses faster than CE",
         verdict="partly" if mixed else "reproduced",
-        scale="UFM, K = 4; " + e["networks"],
+        scale="UFM, K = 4; " + timing["networks"],
         chapter="ufm-experiments",
         evidence=(f"On the UFM, LS (α = 0.1) reaches NC2 < 10⁻² before CE in all {runs} independent "
                   f"gradient-descent runs ({times}). {real_text}"),

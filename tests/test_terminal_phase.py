@@ -36,7 +36,8 @@ def test_a_summary_of_a_small_terminal_phase_set():
     assert order[0] == "LS < CE at width 1/8 (3 seeds)"
     # The one-seed width borrows the seed spread of the three-seed width (pooled on the log scale).
     assert s.nc["nc1"][(0.25, "ce")].se > 0
-    assert s.ls_ce == {"threshold": 1.0, "settings": 4, "ls_first": 4, "ties": 0, "ce_first": 0, "early_ls_lower": 4}
+    assert s.ls_ce == {"networks": "ResNet18 at widths 1/8 (3 seeds) and 1/4 (1 seed), CIFAR-10, CPU",
+                       "threshold": 1.0, "settings": 4, "ls_first": 4, "ties": 0, "ce_first": 0, "early_ls_lower": 4}
     e = s.evidence({"ce": "CE", "ls": "LS"})
     assert e["runs"] == 8 and e["fitted"] == 7 and set(e["spreads"]) == {"1/8", "1/4"}
     assert e["spread_change"]["from"] == "1/8" and e["spread_change"]["direction"] in ("grows", "shrinks",
@@ -72,3 +73,11 @@ def test_a_set_in_progress_says_what_it_has_and_judges_nothing_it_cannot():
     assert s.seeds_text(0.125) == "1–2 seeds" and s.evidence({})["seed_noise"] is True
     assert s.evidence({})["networks"] == "ResNet18 at width 1/8 (1–2 seeds), CIFAR-10, CPU"
     assert s.nc1_orderings({"ce": "CE", "fl": "FL", "mse": "MSE"}) == ["MSE < CE < FL at width 1/8 (1–2 seeds)"]
+    # A wider network of one loss alone: it counts for collapse, but not for the spread across
+    # losses or for LS against CE, so their scales leave it out.
+    s = summarise_terminal_phase(one_seed + [_run(0.25, "mse", 0, fit, [1, 0.1, 0.01, 0.0037], 0.803)],
+                                 {w: {"nc2": 0.5, "nc3": 0.6} for w in (0.125, 0.25)})
+    e = s.evidence({})
+    assert e["networks"] == "ResNet18 at widths 1/8 (1 seed) and 1/4 (1 seed), CIFAR-10, CPU"
+    assert e["spread_networks"] == "ResNet18 at width 1/8 (1 seed), CIFAR-10, CPU"
+    assert s.ls_ce["networks"] == "no width with both CE and LS finished yet"

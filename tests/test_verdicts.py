@@ -16,10 +16,12 @@ def _chapters(**over):
         "real-networks": {
             "tpt_evidence": {"runs": 16, "fitted": 16, "scale": "ResNet18", "nc1_drop_min": 40.0,
                              "networks": "ResNet18 at widths 1/8 (3 seeds) and 1/4 (1 seed), CIFAR-10, CPU",
+                             "spread_networks": "ResNet18 at width 1/8 (3 seeds), CIFAR-10, CPU",
                              "nc1_order": "MSE < CE", "nc2_above_random": 0, "nc3_above_random": 0,
                              "losses": 4, "seed_noise": True,
                              "spreads": {"0.125": (1.2, 0.5)}, "spread_change": None},
-            "ls_ce_timing": {"threshold": 1.0, "settings": 4, "ls_first": 4, "ties": 0, "ce_first": 0,
+            "ls_ce_timing": {"networks": "ResNet18 at widths 1/8 (3 seeds) and 1/4 (1 seed), CIFAR-10, CPU",
+                             "threshold": 1.0, "settings": 4, "ls_first": 4, "ties": 0, "ce_first": 0,
                              "early_ls_lower": 4}},
         "equivalence": {"eq_evidence": {"networks": "ResNet18 at width 1/8 (3 seeds), CIFAR-10, CPU",
                                         "geometry": "as close as seeds", "agreement": "as close as seeds"}},
@@ -36,8 +38,10 @@ def test_every_rule_reads_the_chapters_and_can_reach_each_outcome():
     assert tally(verdicts) == "5 reproduced, 1 partly, 1 not tested at this scale"
     assert all(v.evidence and v.rule and v.chapter for v in verdicts)
     # The grid names the networks a real-network verdict rests on, seeds included.
-    assert verdicts[3].scale == verdicts[4].scale == "ResNet18 at widths 1/8 (3 seeds) and 1/4 (1 seed), CIFAR-10, CPU"
-    assert verdicts[5].scale == "ResNet18 at width 1/8 (3 seeds), CIFAR-10, CPU"
+    # Each names only the networks its rule reads: the spread only widths with two losses, the
+    # LS-against-CE timing only (width, seed) settings with both.
+    assert verdicts[3].scale == "ResNet18 at widths 1/8 (3 seeds) and 1/4 (1 seed), CIFAR-10, CPU"
+    assert verdicts[4].scale == verdicts[5].scale == "ResNet18 at width 1/8 (3 seeds), CIFAR-10, CPU"
     assert verdicts[6].scale.startswith("UFM, K = 4; ResNet18 at widths 1/8 (3 seeds)")
     # The same rules turn on the evidence: a solver gap, an unfitted or uncollapsed run, losses
     # further apart than seeds, mixed real-network timing.
@@ -46,8 +50,8 @@ def test_every_rule_reads_the_chapters_and_can_reach_each_outcome():
         landscape={"strict_saddles_found": 0},
         **{"real-networks": {"tpt_evidence": {**_chapters()["real-networks"]["tpt_evidence"],
                                               "fitted": 15, "nc2_above_random": 3},
-                             "ls_ce_timing": {"threshold": 1.0, "settings": 4, "ls_first": 2, "ties": 2,
-                                              "ce_first": 0, "early_ls_lower": 1}}},
+                             "ls_ce_timing": {"networks": "s", "threshold": 1.0, "settings": 4, "ls_first": 2,
+                                              "ties": 2, "ce_first": 0, "early_ls_lower": 1}}},
         equivalence={"eq_evidence": {"networks": "s", "geometry": "further apart than seeds",
                                      "agreement": "as close as seeds"}},
     ))
@@ -68,10 +72,12 @@ def test_missing_evidence_is_named_and_unknown_verdicts_refused():
 
 def test_no_results_yet_reads_as_not_tested():
     empty = {"runs": 0, "fitted": 0, "scale": "no terminal-phase run yet", "networks": "no terminal-phase run yet",
+             "spread_networks": "no width with two losses finished yet",
              "nc1_drop_min": 0.0, "nc1_order": "none", "nc2_above_random": 0, "nc3_above_random": 0, "losses": 0,
              "seed_noise": False, "spreads": {}, "spread_change": None}
     verdicts = score(_chapters(**{"real-networks": {"tpt_evidence": empty, "ls_ce_timing": {
-        "threshold": 1.0, "settings": 0, "ls_first": 0, "ties": 0, "ce_first": 0, "early_ls_lower": 0}}},
+        "networks": "no width with both CE and LS finished yet", "threshold": 1.0, "settings": 0, "ls_first": 0,
+        "ties": 0, "ce_first": 0, "early_ls_lower": 0}}},
         equivalence={"eq_evidence": {"networks": "none", "geometry": None, "agreement": None}}))
     assert verdicts[3].verdict == "not tested at this scale" and verdicts[5].verdict == "not tested at this scale"
     assert "No real-network setting" in verdicts[6].evidence and verdicts[6].verdict == "partly"
@@ -80,7 +86,7 @@ def test_no_results_yet_reads_as_not_tested():
 def test_collapse_that_has_begun_is_partly_not_contradicted():
     """NC1 falling fivefold in a fitted run is collapse under way (partly), not a contradiction;
     NC1 that does not fall at all would be."""
-    one = {"runs": 1, "fitted": 1, "scale": "s", "networks": "s",
+    one = {"runs": 1, "fitted": 1, "scale": "s", "networks": "s", "spread_networks": "s",
            "nc1_drop_min": 5.0, "nc1_order": "none", "nc2_above_random": 0,
            "nc3_above_random": 0, "losses": 1, "seed_noise": False, "spreads": {}, "spread_change": None}
     assert score(_chapters(**{"real-networks": {"tpt_evidence": one}}))[3].verdict == "partly"
