@@ -141,10 +141,14 @@ def slider_figure(steps: Sequence[tuple[str, Sequence[go.BaseTraceType]]], *, fi
     for i, (label, _) in enumerate(steps):
         visible = [True] * n_fixed + [k // per_step == i for k in range(per_step * len(steps))]
         slider_steps.append({"method": "update", "label": label, "args": [{"visible": visible}]})
-    # A step's label is centred on its tick, so the end labels reach half their width past the
-    # rail; inset the rail by that much (about 3.5 px a character at plotly's 12 px font) so that
-    # a long label ("width 1/4 (1 seed)") is not cut off at a figure's edge.
-    inset = [round(3.5 * len(steps[i][0])) for i in (0, -1)]
+    # A step's label is centred on its tick, so the end labels reach half their width (about 3.5 px
+    # a character at plotly's 12 px font) past the rail. Where the figure's margin is narrower than
+    # that, inset the rail by the difference, so that a long label ("width 1/4 (1 seed)") is not
+    # cut off at the figure's edge; no more, or plotly drops labels that no longer fit a short rail.
+    # Set a figure's left and right margins before calling this.
+    margin = fig.layout.margin
+    inset = [max(0, round(3.5 * len(steps[i][0])) - (m if m is not None else 80))  # plotly's default
+             for i, m in ((0, margin.l), (-1, margin.r))]
     fig.update_layout(sliders=[{"active": active, "currentvalue": {"prefix": prefix},
                                 "pad": {"t": 50, "l": inset[0], "r": inset[1]}, "steps": slider_steps}])
     # The slider takes the space below the plot, so the legend goes above it.
@@ -527,9 +531,10 @@ def seed_band_figure(settings: dict, *, keys=("clean_train_acc", "nc1", "nc2", "
                                                    onsets(setting) if onsets else None, floors or {})))
     size = max(len(t) for _, t in steps)
     steps = [(name, t + [go.Scatter(x=[None], y=[None], showlegend=False)] * (size - len(t))) for name, t in steps]
+    fig.update_layout(margin=dict(l=70, r=10))  # before the slider, which fits its end labels to them
     fig = slider_figure(steps, prefix="", active=0, fig=fig)
     fig.update_layout(height=panel_height * len(keys) + 190, legend=dict(orientation="h", yanchor="bottom", y=1.01,
-                                                                        x=0), margin=dict(l=70, r=10, t=90, b=50))
+                                                                        x=0), margin=dict(t=90, b=50))
     if len(steps) == 1:
         # One setting: its name is the title, above the legend rather than on it.
         fig.update_layout(title=dict(y=0.995, yanchor="top", x=0.0, xanchor="left", font=dict(size=14)))

@@ -77,6 +77,9 @@ def test_slider_rail_is_inset_by_half_its_end_labels():
     from ncrepro.plotting import slider_figure
 
     steps = [(label, [go.Scatter(x=[0], y=[0])]) for label in ("0.1", "width 1/4 (1 seed)")]
-    pad = slider_figure(steps).layout.sliders[0].pad
-    assert pad.r > 2 * pad.l > 0
-    assert pad.r >= 3 * len("width 1/4 (1 seed)")
+    pad = slider_figure(steps, fig=go.Figure(layout=dict(margin=dict(l=70, r=10)))).layout.sliders[0].pad
+    assert pad.l == 0  # the left margin holds half of '0.1'
+    assert pad.r + 10 >= 3 * len("width 1/4 (1 seed)")
+    # Only what the margin lacks: a wide right margin needs no inset (a shorter rail would make
+    # plotly drop labels that no longer fit).
+    assert slider_figure(steps, fig=go.Figure(layout=dict(margin=dict(r=80)))).layout.sliders[0].pad.r == 0
