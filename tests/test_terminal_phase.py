@@ -81,3 +81,11 @@ def test_a_set_in_progress_says_what_it_has_and_judges_nothing_it_cannot():
     assert e["networks"] == "ResNet18 at widths 1/8 (1 seed) and 1/4 (1 seed), CIFAR-10, CPU"
     assert e["spread_networks"] == "ResNet18 at width 1/8 (1 seed), CIFAR-10, CPU"
     assert s.ls_ce["networks"] == "no width with both CE and LS finished yet"
+
+
+def test_losses_follow_the_books_order_whatever_order_results_come_in():
+    # Tables, legends and lists read summary.settings; alphabetical grouping put FL before LS.
+    fit = [0.9, 0.999, 1.0, 1.0]
+    runs = [_run(0.125, loss, 0, fit, [2, 1, 0.5, 0.2], 0.78) for loss in ("mse", "fl", "ls", "ce")]
+    assert list(summarise_terminal_phase(runs, {0.125: {"nc2": 0.5, "nc3": 0.6}}).settings[0.125]) == [
+        "ce", "ls", "fl", "mse"]
