@@ -260,8 +260,8 @@ def grid_text(proto: dict) -> str:
     for losses, seeds, widths in groups:
         if losses == named:
             who = ""
-        elif len(losses) == len(LOSSES):
-            who = f"the {len(LOSSES)} losses ".replace("the 4 ", "the four ")
+        elif len(losses) == len(LOSSES) == 4:  # the paper's four, as the book names them
+            who = "the four losses "
         else:
             who = join_list(LOSSES[x].label for x in losses) + " "
         named = losses

@@ -51,6 +51,7 @@ __all__ = [
     "seed_band",
     "scale_text",
     "augmentation_text",
+    "loss_rank",
     "result_value",
 ]
 
@@ -278,6 +279,17 @@ class SpreadChange:
         return self.change.direction("grows", "shrinks", z)
 
 
+def loss_rank(name: str) -> int:
+    """Where a loss comes in the book's order (CE, LS, FL, MSE; the registry's), for sorting
+    tables, legends and lists; a name outside the registry comes last.
+
+    >>> sorted(["mse", "fl", "other", "ce", "ls"], key=loss_rank)
+    ['ce', 'ls', 'fl', 'mse', 'other']
+    """
+    order = list(LOSSES)
+    return order.index(name) if name in order else len(order)
+
+
 def accuracy_grid(results: list[dict], metric=lambda r: r["summary"]["final_test_acc"]) -> AccuracyGrid:
     """Organise results by cell ``(arch, width, epochs)`` and loss, one value per seed. The
     default metric is the final network's test accuracy, the one this book uses throughout (the
@@ -292,8 +304,7 @@ def accuracy_grid(results: list[dict], metric=lambda r: r["summary"]["final_test
         seeds[(cell, loss)] = [r["config"]["seed"] for r in group]
         if loss not in losses:
             losses.append(loss)
-    order = list(LOSSES)
-    losses.sort(key=lambda name: order.index(name) if name in order else len(order))
+    losses.sort(key=loss_rank)
     cells = sorted({cell for cell, _ in values}, key=lambda c: tuple(_sort_key(v) for v in c))
     sizes = [r["provenance"]["dataset"].get("test_size") for r in results]
     sizes = [int(t) for t in sizes if isinstance(t, int) and t > 0]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .losses import LOSSES
 from .models import ARCHITECTURE_NAMES
 from .noise import Estimate, ordering_text, pooled_seed_sd
 from .prose import count, join_list, width
@@ -20,6 +19,7 @@ from .results import (
     final_value,
     group_results,
     in_terminal_phase,
+    loss_rank,
     metric_estimates,
     terminal_phase_onset,
     terminal_phase_share,
@@ -41,11 +41,9 @@ def _seeds_text(runs_by_loss: dict[str, list]) -> str:
 def _by_width_and_loss(results: list[dict]) -> dict[float, dict[str, list[dict]]]:
     """Runs by width, then by loss in the book's order of the losses (CE, LS, FL, MSE), which
     every table, legend and list drawn from it follows."""
-    order = list(LOSSES)
     settings: dict[float, dict[str, list[dict]]] = {}
     groups = group_results(results, ("width", "loss")).items()
-    for (w, loss), runs in sorted(groups, key=lambda g: (g[0][0], order.index(g[0][1]) if g[0][1] in order
-                                                         else len(order))):
+    for (w, loss), runs in sorted(groups, key=lambda g: (g[0][0], loss_rank(g[0][1]))):
         settings.setdefault(w, {})[loss] = runs
     return settings
 
