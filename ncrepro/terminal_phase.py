@@ -146,10 +146,11 @@ class TerminalPhaseSummary:
             "fitted": len(self.fitted),
             "scale": self.scale(),
             "networks": networks_scale(self.results),
-            # The spreads rest only on the widths where two or more losses have finished.
+            # The spreads rest only on the widths where every loss trained so far has finished (a
+            # spread over fewer would not compare with one over all four).
             "spread_networks": networks_scale(
                 [r for r in self.results if tuple(r["config"][k] for k in ("arch", "width", "epochs")) in complete],
-                none="no width with two losses finished yet"),
+                none="no width with every loss finished yet"),
             "nc1_drop_min": self.nc1_drop_min,
             "nc1_order": join_list(self.nc1_orderings(labels)),
             "nc2_above_random": len(self.nc2_above_random),

@@ -81,6 +81,13 @@ def test_a_set_in_progress_says_what_it_has_and_judges_nothing_it_cannot():
     assert e["networks"] == "ResNet18 at widths 1/8 (1 seed) and 1/4 (1 seed), CIFAR-10, CPU"
     assert e["spread_networks"] == "ResNet18 at width 1/8 (1 seed), CIFAR-10, CPU"
     assert s.ls_ce["networks"] == "no width with both CE and LS finished yet"
+    # Two of the three losses at the wider width: still no spread there, since one over CE and MSE
+    # alone would not compare with the one over all three at width 1/8.
+    s = summarise_terminal_phase(one_seed + [_run(0.25, loss, 0, fit, [1, 0.1, 0.01, 0.004], 0.80)
+                                             for loss in ("mse", "ce")],
+                                 {w: {"nc2": 0.5, "nc3": 0.6} for w in (0.125, 0.25)})
+    assert s.evidence({})["spread_networks"] == "ResNet18 at width 1/8 (1 seed), CIFAR-10, CPU"
+    assert list(s.evidence({})["spreads"]) == ["1/8"]
 
 
 def test_losses_follow_the_books_order_whatever_order_results_come_in():

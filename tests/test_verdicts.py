@@ -72,7 +72,7 @@ def test_missing_evidence_is_named_and_unknown_verdicts_refused():
 
 def test_no_results_yet_reads_as_not_tested():
     empty = {"runs": 0, "fitted": 0, "scale": "no terminal-phase run yet", "networks": "no terminal-phase run yet",
-             "spread_networks": "no width with two losses finished yet",
+             "spread_networks": "no width with every loss finished yet",
              "nc1_drop_min": 0.0, "nc1_order": "none", "nc2_above_random": 0, "nc3_above_random": 0, "losses": 0,
              "seed_noise": False, "spreads": {}, "spread_change": None}
     verdicts = score(_chapters(**{"real-networks": {"tpt_evidence": empty, "ls_ce_timing": {
