@@ -1,7 +1,8 @@
 """Reading a protocol's finished results, and the statistics the book states about them.
 
 * Loading: :func:`finished_result`, :func:`load_results` (each result with its ``run`` name and
-  its ``grid`` settings), :func:`group_results`, :func:`result_set_summary`.
+  its ``grid`` settings), :func:`group_results`, :func:`result_set_summary`,
+  :func:`training_seconds`.
 * The terminal phase: :func:`in_terminal_phase`, :func:`terminal_phase_onset`.
 * Accuracy across losses: :class:`AccuracyGrid` (per cell and loss, over seeds), spreads and
   how they change, judged by the noise rule of :mod:`ncrepro.noise`.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +40,7 @@ __all__ = [
     "load_results",
     "group_results",
     "result_set_summary",
+    "training_seconds",
     "in_terminal_phase",
     "terminal_phase_onset",
     "terminal_phase_share",
@@ -107,7 +110,8 @@ def group_results(results: list[dict], by: tuple[str, ...]) -> dict[tuple, list[
 def result_set_summary(proto: dict, results: list[dict]) -> dict:
     """The scale of a protocol's finished results, for stating next to every number from them:
     runs done of the grid, training/validation/test images, augmentation, loss scale,
-    architectures, widths, epoch budgets, seeds, devices, dataset note and wall hours."""
+    architectures, widths, epoch budgets, seeds, devices, dataset note, hours of training (by
+    :func:`training_seconds`, paused time left out) and wall hours as recorded."""
     configs = [r["config"] for r in results]
     provs = [r["provenance"] for r in results]
 
@@ -131,9 +135,36 @@ def result_set_summary(proto: dict, results: list[dict]) -> dict:
         "losses": [name for name in LOSSES if name in values("loss")],
         "devices": sorted({p["device"] for p in provs}),
         "lossy_jpeg": any(d.get("lossy_jpeg") for d in datasets),
+        "training_hours": sum(training_seconds(r) for r in results) / 3600.0,
         "wall_hours": sum(p.get("wall_seconds", 0.0) for p in provs) / 3600.0,
         "commits": sorted({p["git_commit"][:10] for p in provs}),
     }
+
+
+def training_seconds(result: dict) -> float:
+    """How long a run trains when nothing stops it: the median seconds of its training-only epochs
+    times their number, plus the same for its evaluated epochs (each also evaluates NC and
+    accuracies, so they take longer).
+
+    ``provenance.wall_seconds`` sums every epoch's wall time, so it also counts the minutes a
+    run's process stood stopped while foreground work ran (``scripts/with-sweeps-paused.sh``
+    sends it SIGSTOP) or while its machine slept; an epoch that spans such a pause is one outlier
+    that a median leaves out. A result without per-epoch times falls back to its wall time.
+
+    >>> epochs = [{"seconds": 20.0, "val_acc": None}] * 4 + [{"seconds": 900.0, "val_acc": None},
+    ...           {"seconds": 30.0, "val_acc": 0.5}]
+    >>> training_seconds({"epochs": epochs, "provenance": {"wall_seconds": 1010.0}})
+    130.0
+    """
+    epochs = result.get("epochs") or []
+    if not epochs or any(not isinstance(e.get("seconds"), (int, float)) for e in epochs):
+        return float(result["provenance"].get("wall_seconds", 0.0))
+    total = 0.0
+    for evaluated in (False, True):
+        seconds = [e["seconds"] for e in epochs if (e.get("val_acc") is not None) == evaluated]
+        if seconds:
+            total += statistics.median(seconds) * len(seconds)
+    return total
 
 
 TERMINAL_PHASE_TRAIN_ACC = 0.999
@@ -384,7 +415,7 @@ def scale_text(summary: dict) -> str:
     >>> scale_text({"runs": 1, "grid_runs": 2, "train_images": [45000], "augment": [False],
     ...             "val_images": [5000], "test_images": [10000], "archs": ["resnet18"], "widths": [0.125],
     ...             "epochs": [100], "seeds": [0], "loss_scale": ["mean"], "devices": ["cpu (2 threads)"],
-    ...             "wall_hours": 0.6}).split("; ")[:3]  # doctest: +NORMALIZE_WHITESPACE
+    ...             "training_hours": 0.6}).split("; ")[:3]  # doctest: +NORMALIZE_WHITESPACE
     ['1 of 2 runs', '45,000 training images without augmentation, 5,000 validation, 10,000 test',
      'ResNet18 at width 1/8']
     """
@@ -398,7 +429,7 @@ def scale_text(summary: dict) -> str:
             f"{join_list(width(w) for w in widths)}; {join_list(map(str, summary['epochs']))} epochs; "
             f"{plural(len(summary['seeds']), 'seed')} {join_list(map(str, summary['seeds']))}; "
             f"batch-{join_list(summary['loss_scale'], last='or')} loss; {join_list(summary['devices'])}; "
-            f"{summary['wall_hours']:.1f} hours of training")
+            f"{summary['training_hours']:.1f} hours of training")
 
 
 def result_value(result: dict, path: str):

@@ -33,7 +33,7 @@ from .cluster import RUN_FAILURES, failure_path, record_failure, run_checkpoint,
 from .data import DataSplits, load_dataset, make_splits
 from .locks import DEFAULT_LOCK_EXPIRY_HOURS, LockHeld, RunLock, check_expiry
 from .protocol import load_protocol, ordered_runs, protocol_runs, results_folder
-from .results import finished_result, load_results
+from .results import finished_result, load_results, training_seconds
 from .train import DeadlineReached, Throughput, TrainConfig, check_result, differing_settings, measure_throughput
 
 __all__ = [
@@ -186,9 +186,9 @@ def run_protocol(name_or_path: str, *, results_dir: Path | None = None, device: 
         report.results.append(result)
         log(f"{tag}: done in {time.time() - t0:.0f}s -> {out}")
         if deadline is not None:
-            # The finished run is the best measurement of its own kind of run: its whole wall time
-            # (training and evaluations) is charged to training images from now on.
-            per_image = result["provenance"]["wall_seconds"] / max(1, config.epochs * len(splits.train))
+            # The finished run is the best measurement of its own kind of run: its training time
+            # (training and evaluations, pauses left out) is charged to training images from now on.
+            per_image = training_seconds(result) / max(1, config.epochs * len(splits.train))
             rates[_rate_key(config)] = Throughput(1.0 / per_image, math.inf, 0.0, rates[_rate_key(config)].compiled)
     if report.results:
         log(summary_table(report.results))
@@ -214,16 +214,17 @@ def _check_outputs(out_dir: Path) -> None:
 def progress_summary(proto: dict, results_dir: Path | None = None) -> str:
     """The result table, then the accelerator- and CPU-hours spent, and an estimate of what the
     pending runs will take from the measured seconds per epoch of finished runs of the same
-    network (architecture and width) on the same kind of device."""
+    network (architecture and width) on the same kind of device; both by
+    :func:`~ncrepro.results.training_seconds`, so time a run stood paused is not counted."""
     results = load_results(proto, results_dir=results_dir)
     lines = [summary_table(results)] if results else ["no finished run yet"]
     spent = {"gpu": 0.0, "cpu": 0.0}
     per_epoch: dict[tuple, list[float]] = {}
     for r in results:
         kind = "gpu" if r["provenance"]["device"].startswith("cuda") else "cpu"
-        spent[kind] += r["provenance"]["wall_seconds"] / 3600
+        spent[kind] += training_seconds(r) / 3600
         key = (r["config"]["arch"], r["config"]["width"], kind)
-        per_epoch.setdefault(key, []).append(r["provenance"]["wall_seconds"] / r["config"]["epochs"])
+        per_epoch.setdefault(key, []).append(training_seconds(r) / r["config"]["epochs"])
     todo = [config for name, config in protocol_runs(proto)
             if finished_result(results_folder(proto, results_dir) / f"{name}.json", config) is None]
     estimate = {"gpu": 0.0, "cpu": 0.0}

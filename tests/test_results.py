@@ -13,6 +13,7 @@ from ncrepro.results import (
     load_results,
     terminal_phase_onset,
     terminal_phase_share,
+    training_seconds,
 )
 
 
@@ -103,6 +104,26 @@ def test_terminal_phase_onset_share_and_threshold():
                                                   {"epoch": 3}, {"epoch": 4, "clean_train_acc": 1.0}]}
     assert terminal_phase_onset(sparse) == 2 and in_terminal_phase(sparse)
     assert not in_terminal_phase({"epochs": [{"epoch": 1, "augmented_eval_train_acc": 1.0}]})
+
+
+def test_training_seconds_leaves_pauses_out():
+    """A run stopped for 20 minutes in one training epoch and 15 in one evaluated epoch counts as
+    the run it would have been without them; its wall time counts both."""
+    train = [{"seconds": 25.0 + 0.1 * i, "val_acc": None} for i in range(16)]
+    evaluated = [{"seconds": 45.0, "val_acc": 0.7} for _ in range(4)]
+    train[7]["seconds"] += 1200.0
+    evaluated[2]["seconds"] += 900.0
+    epochs = train + evaluated
+    wall = sum(e["seconds"] for e in epochs)
+    result = {"epochs": epochs, "provenance": {"wall_seconds": wall}}
+    unpaused = 16 * 25.85 + 4 * 45.0   # 25.0 ... 26.5 with 25.7 paused into 1225.7: median 25.85
+    assert training_seconds(result) == pytest.approx(unpaused)
+    assert wall - training_seconds(result) == pytest.approx(2100.0, abs=2.0)   # the pauses, give or take the median
+    # A run evaluated every epoch has no training-only epochs; one without per-epoch times (an
+    # older result format) falls back to its recorded wall time.
+    assert training_seconds({"epochs": evaluated, "provenance": {"wall_seconds": 1.0}}) == 180.0
+    no_times = {"epochs": [{"val_acc": None}], "provenance": {"wall_seconds": 12.5}}
+    assert training_seconds(no_times) == 12.5
 
 
 def test_group_results_sorts_and_keeps_order():
