@@ -17,6 +17,7 @@ import papermill
 import pytest
 
 from ncrepro.protocol import load_protocol, ordered_runs
+from ncrepro.report import read_glued
 from ncrepro.results import load_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,6 +66,15 @@ def test_the_chapters_execute_on_the_next_states_of_the_set(tmp_path, monkeypatc
         monkeypatch.setenv("NCREPRO_RESULTS", str(results))
         monkeypatch.setenv("NCREPRO_STATIC", "1")
         assert len(load_results(proto, results_dir=results / proto["name"])) == len(done) + len(picks)
+        executed = tmp_path / f"{state.replace(' ', '-')}-executed"
+        executed.mkdir()
         for chapter in CHAPTERS:
-            papermill.execute_notebook(ROOT / "book" / f"{chapter}.ipynb", tmp_path / f"{state}-{chapter}.ipynb",
+            papermill.execute_notebook(ROOT / "book" / f"{chapter}.ipynb", executed / f"{chapter}.ipynb",
                                        cwd=str(ROOT / "book"), progress_bar=False, log_output=False)
+        # The two chapters state the same spread of test accuracy across losses (the networks'
+        # own classifiers) with the same standard error, one-seed losses borrowing seed noise alike.
+        real, equivalence = read_glued("real-networks", executed), read_glued("equivalence", executed)
+        for w, (value, se) in real["tpt_evidence"]["spreads"].items():   # in points
+            assert f"At width {w}," in equivalence["eq_spreads"], (state, w)
+            assert f"{value:.2f} ± {se:.2f} points with the networks' own" in equivalence["eq_spreads"], (
+                state, w, real["tpt_evidence"]["spreads"], equivalence["eq_spreads"])
