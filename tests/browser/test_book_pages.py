@@ -286,6 +286,12 @@ document.querySelectorAll('main table, main .plotly-graph-div').forEach((e, i) =
   if (r.width > 0 && (r.right > width + 1 || r.left < -1)) wide.push(e.tagName + ' ' + i + ' spans ' +
       Math.round(r.left) + '-' + Math.round(r.right) + ' of ' + width);
 });
+// A caption reads without scrolling: it wraps inside the box its table scrolls in.
+document.querySelectorAll('main table caption').forEach((c, i) => {
+  const r = c.getBoundingClientRect(), b = box(c.closest('table')).getBoundingClientRect();
+  if (r.width > 0 && r.right > b.right + 1) wide.push('caption ' + i + ' (' + c.textContent.slice(0, 30) +
+      ') runs to ' + Math.round(r.right) + ', past its box at ' + Math.round(b.right));
+});
 return wide;
 """
 
@@ -313,7 +319,8 @@ def _shoot(browser, name):
 
 @pytest.mark.parametrize("page", PAGES)
 def test_page_reads_on_any_screen(browser, book_url, page):
-    """At 1,280 px and at 390 px (a phone) nothing is wider than the page; log axes show powers of
+    """At 1,280 px and at 390 px (a phone) nothing is wider than the page and every table caption
+    wraps inside its table's visible box; log axes show powers of
     ten and span about their data; no parameters cell is visible; in dark mode every caption has
     a contrast of at least 4.5:1."""
     stem = page.replace("/", "_").removesuffix(".html")
