@@ -222,9 +222,10 @@ def progress_summary(proto: dict, results_dir: Path | None = None) -> str:
     per_epoch: dict[tuple, list[float]] = {}
     for r in results:
         kind = "gpu" if r["provenance"]["device"].startswith("cuda") else "cpu"
-        spent[kind] += training_seconds(r) / 3600
+        trained = training_seconds(r)
+        spent[kind] += trained / 3600
         key = (r["config"]["arch"], r["config"]["width"], kind)
-        per_epoch.setdefault(key, []).append(training_seconds(r) / r["config"]["epochs"])
+        per_epoch.setdefault(key, []).append(trained / r["config"]["epochs"])
     todo = [config for name, config in protocol_runs(proto)
             if finished_result(results_folder(proto, results_dir) / f"{name}.json", config) is None]
     estimate = {"gpu": 0.0, "cpu": 0.0}
