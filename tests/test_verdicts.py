@@ -58,6 +58,20 @@ def test_every_rule_reads_the_chapters_and_can_reach_each_outcome():
     assert [v.verdict for v in bad] == ["contradicted", "partly", "partly", "partly", "not tested at this scale",
                                         "not tested at this scale", "partly"]
     assert "further apart than seeds" in bad[5].evidence and "2 of 4 settings" not in bad[6].evidence
+    # LS ahead in some settings and tied in the rest agrees in part.
+    assert "Real networks agree in part" in bad[6].evidence
+
+
+@pytest.mark.parametrize(("ls_first", "ties", "ce_first", "stand"), [
+    (4, 0, 0, "agree"), (2, 2, 0, "agree in part"), (0, 4, 0, "do not separate the two"), (2, 1, 1, "are mixed"),
+    (0, 2, 2, "do not show it"),
+])
+def test_real_network_timing_is_described_by_how_ls_and_ce_stand(ls_first, ties, ce_first, stand):
+    timing = {"networks": "s", "threshold": 1.0, "settings": 4, "ls_first": ls_first, "ties": ties,
+              "ce_first": ce_first, "early_ls_lower": 0}
+    v = score(_chapters(**{"real-networks": {"ls_ce_timing": timing}}))[6]
+    assert f"Real networks {stand}:" in v.evidence
+    assert v.verdict == ("reproduced" if stand == "agree" else "partly")
 
 
 def test_missing_evidence_is_named_and_unknown_verdicts_refused():
