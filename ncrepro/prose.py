@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-__all__ = ["plural", "count", "join_list", "value_range", "plus_minus", "percent", "median_range", "width"]
+__all__ = ["plural", "count", "join_list", "value_range", "plus_minus", "signed", "percent", "median_range", "width"]
 
 
 def plural(n: int, word: str, plural_form: str | None = None) -> str:
@@ -63,6 +63,15 @@ def plus_minus(mean: float, sd: float | None, fmt: str = ".1f") -> str:
     ('78.3 ± 0.4', '78.3')
     """
     return format(mean, fmt) if sd is None else f"{mean:{fmt}} ± {sd:{fmt}}"
+
+
+def signed(x: float, fmt: str = ".2f") -> str:
+    """A change with its sign, the minus a typographic one: ``"+0.13"``, ``"−0.13"``.
+
+    >>> signed(0.134), signed(-0.134), signed(-1.5, ".1f")
+    ('+0.13', '−0.13', '−1.5')
+    """
+    return f"{x:+{fmt}}".replace("-", "\u2212")
 
 
 def percent(fraction: float, fmt: str = ".1f") -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .comparison import NOT_YET_COMPARABLE
-from .prose import count, join_list
+from .prose import count, join_list, signed
 from .terminal_phase import losses_text
 
 __all__ = ["VERDICTS", "Verdict", "score", "tally", "RULES"]
@@ -147,7 +147,9 @@ def _above_random(nc2: int, nc3: int) -> str:
     if not nc2 and not nc3:
         return "NC2 and NC3 end below the values of random geometry in every run."
     parts = [f"NC{k} in {count(n, 'run')}" for k, n in ((2, nc2), (3, nc3)) if n]
-    return f"They end above the values of random geometry: {join_list(parts)}."
+    below = [f"NC{k}" for k, n in ((2, nc2), (3, nc3)) if not n]
+    return (f"Ending above the value of random geometry at the same dimension: {join_list(parts)}"
+            + (f"; {below[0]} ends below it in every run." if below else "."))
 
 
 def equal_accuracy(real: dict) -> Verdict:
@@ -161,7 +163,7 @@ def equal_accuracy(real: dict) -> Verdict:
     evidence = (f"Spread of final test accuracy across {losses} (best minus worst, ± standard error with {noise}): "
                 f"{join_list(parts) if parts else 'none yet'}.")
     if change:
-        evidence += (f" From width {change['from']} to {change['to']} it changes by {change['delta']:+.2f} ± "
+        evidence += (f" From width {change['from']} to {change['to']} it changes by {signed(change['delta'])} ± "
                      f"{change['se']:.2f} points: {change['direction']}.")
     evidence += (" The claim is about networks large enough to fit and generalise alike; these are far smaller "
                  "than the paper's, so no spread here can confirm or refute it.")

@@ -58,6 +58,8 @@ def test_every_rule_reads_the_chapters_and_can_reach_each_outcome():
     assert [v.verdict for v in bad] == ["contradicted", "partly", "partly", "partly", "not tested at this scale",
                                         "not tested at this scale", "partly"]
     assert "further apart than seeds" in bad[5].evidence and "2 of 4 settings" not in bad[6].evidence
+    assert ("Ending above the value of random geometry at the same dimension: NC2 in 3 runs; NC3 ends below "
+            "it in every run.") in bad[3].evidence
     # LS ahead in some settings and tied in the rest agrees in part.
     assert "Real networks agree in part" in bad[6].evidence
 
@@ -125,3 +127,13 @@ def test_a_partial_spread_says_how_many_losses_and_which_noise():
     assert "test noise alone" in v.evidence
     full = score(_chapters())[4]
     assert "across the four losses" in full.evidence and "seed and test noise" in full.evidence
+
+
+def test_a_change_of_spread_is_printed_with_its_sign_and_noise():
+    shrinking = {**_chapters()["real-networks"]["tpt_evidence"],
+                 "spreads": {"1/8": (0.49, 0.59), "1/4": (0.36, 0.56)},
+                 "spread_change": {"from": "1/8", "to": "1/4", "delta": -0.13, "se": 0.81,
+                                   "direction": "within noise"}}
+    v = score(_chapters(**{"real-networks": {"tpt_evidence": shrinking}}))[4]
+    assert "From width 1/8 to 1/4 it changes by \u22120.13 ± 0.81 points: within noise." in v.evidence
+    assert v.verdict == "not tested at this scale"
