@@ -146,8 +146,9 @@ def _above_random(nc2: int, nc3: int) -> str:
     """"NC2 and NC3 end below random geometry in every run", or how many runs end above it."""
     if not nc2 and not nc3:
         return "NC2 and NC3 end below the values of random geometry in every run."
-    parts = [f"NC{k} in {count(n, 'run')}" for k, n in ((2, nc2), (3, nc3)) if n]
-    below = [f"NC{k}" for k, n in ((2, nc2), (3, nc3)) if not n]
+    metrics = ((2, nc2), (3, nc3))
+    parts = [f"NC{k} in {count(n, 'run')}" for k, n in metrics if n]
+    below = [f"NC{k}" for k, n in metrics if not n]
     return (f"Ending above the value of random geometry at the same dimension: {join_list(parts)}"
             + (f"; {below[0]} ends below it in every run." if below else "."))
 
