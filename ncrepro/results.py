@@ -28,6 +28,7 @@ from .noise import (
     difference,
     log_estimate,
     mean_estimate,
+    pooled_seed_dof,
     pooled_seed_sd,
     seed_sd,
     spread,
@@ -233,6 +234,16 @@ class AccuracyGrid:
     def seed_sd(self) -> float | None:
         """Seed-to-seed standard deviation pooled over every (cell, loss) with two or more seeds."""
         return pooled_seed_sd(self.values.values())
+
+    def seeded(self) -> list[tuple[tuple, str, int]]:
+        """``(cell, loss, seeds)`` of every setting with two or more seeds: those :meth:`seed_sd`
+        pools, in the grid's order of cells and losses."""
+        return [(cell, loss, len(v)) for cell in self.cells for loss in self.losses
+                for v in [self.values.get((cell, loss), [])] if len(v) > 1]
+
+    def seed_dof(self) -> int:
+        """Degrees of freedom of :meth:`seed_sd` (0 while no setting has two seeds)."""
+        return pooled_seed_dof(self.values.values())
 
     def estimate(self, cell, loss, *, assumed_seed_sd: float | None = None) -> Estimate | None:
         """:func:`accuracy_estimate` of one loss in one cell (None if it has no result)."""

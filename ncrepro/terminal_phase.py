@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 
 from .models import ARCHITECTURE_NAMES
-from .noise import Estimate, ordering_text, pooled_seed_sd
+from .noise import Estimate, ordering_text, pooled_seed_sd, seed_sd_interval
 from .prose import count, join_list, width
 from .results import (
     AccuracyGrid,
@@ -111,6 +111,33 @@ class TerminalPhaseSummary:
             if len(estimates) > 1:
                 out.append(f"{ordering_text(estimates, labels)} at width {width(w)} ({self.seeds_text(w)})")
         return out
+
+    def seed_noise_text(self, labels, level: float = 0.95) -> str | None:
+        """The pooled seed-to-seed standard deviation of test accuracy, where it was measured and
+        how well it is known, for instance ``"0.21 points, pooled over CE at width 1/8 (2 seeds):
+        with 1 degree of freedom, its 95% interval runs from 0.09 to 6.70 points"``; None while no
+        setting has two seeds. Every loss with one seed borrows this value, so the reader needs
+        to see how little a few seeds pin it down (:func:`ncrepro.noise.seed_sd_interval`)."""
+        if self.seed_noise is None:
+            return None
+        by_width: dict[float, list[tuple[str, int]]] = {}
+        for cell, loss, n in self.grid.seeded():
+            by_width.setdefault(cell[1], []).append((labels.get(loss, loss), n))
+        where = []
+        for w, settings in by_width.items():
+            sizes = {n for _, n in settings}
+            if len(sizes) == 1:
+                each = " each" if len(settings) > 1 else ""
+                names = join_list(name for name, _ in settings)
+                where.append(f"{names} at width {width(w)} ({count(sizes.pop(), 'seed')}{each})")
+            else:
+                names = join_list(f"{name} ({count(n, 'seed')})" for name, n in settings)
+                where.append(f"{names} at width {width(w)}")
+        dof = self.grid.seed_dof()
+        low, high = seed_sd_interval(self.seed_noise, dof, level)
+        return (f"{100 * self.seed_noise:.2f} points, pooled over {join_list(where)}: with "
+                f"{count(dof, 'degree')} of freedom, its {100 * level:g}% interval runs from "
+                f"{100 * low:.2f} to {100 * high:.2f} points")
 
     def unfitted_text(self, labels) -> str:
         """The runs that end below the terminal-phase threshold, each with its final clean training

@@ -12,8 +12,10 @@ from ncrepro.noise import (
     log_estimate,
     ordering,
     ordering_text,
+    pooled_seed_dof,
     pooled_seed_sd,
     seed_sd,
+    seed_sd_interval,
     spread,
 )
 
@@ -92,3 +94,20 @@ def test_one_seed_with_nothing_to_borrow_makes_no_trend():
     borrowed = {k: log_estimate([v], assumed_seed_sd=0.05) for k, v in (("ce", 0.226), ("fl", 0.51), ("mse", 0.0069))}
     assert ordering_text(borrowed, labels) == "MSE < CE < FL"
     assert Difference(0.02, 0.005).text(".1f", scale=100, unit=" points") == "+2.0 ± 0.5 points"
+
+
+def test_the_interval_of_a_seed_sd_follows_the_chi_square_and_narrows_with_freedom():
+    from scipy.stats import chi2
+
+    low, high = seed_sd_interval(2.0, 4)
+    assert low == pytest.approx(2.0 * math.sqrt(4 / chi2.ppf(0.975, 4)))
+    assert high == pytest.approx(2.0 * math.sqrt(4 / chi2.ppf(0.025, 4)))
+    widths = [seed_sd_interval(1.0, d)[1] - seed_sd_interval(1.0, d)[0] for d in (1, 2, 8, 30)]
+    assert widths == sorted(widths, reverse=True) and widths[-1] < 1.0
+    assert seed_sd_interval(1.0, 3, level=0.5)[1] < seed_sd_interval(1.0, 3)[1]
+    assert pooled_seed_dof([[1.0, 3.0], [2.0, 4.0, 6.0], [7.0]]) == 3 and pooled_seed_dof([[1.0]]) == 0
+    bad_inputs = ({"sd": 1.0, "dof": 0}, {"sd": 1.0, "dof": 1.5}, {"sd": -1.0, "dof": 2},
+                  {"sd": 1.0, "dof": 2, "level": 1.0})
+    for bad in bad_inputs:
+        with pytest.raises(ValueError):
+            seed_sd_interval(**bad)

@@ -96,3 +96,24 @@ def test_losses_follow_the_books_order_whatever_order_results_come_in():
     runs = [_run(0.125, loss, 0, fit, [2, 1, 0.5, 0.2], 0.78) for loss in ("mse", "fl", "ls", "ce")]
     assert list(summarise_terminal_phase(runs, {0.125: {"nc2": 0.5, "nc3": 0.6}}).settings[0.125]) == [
         "ce", "ls", "fl", "mse"]
+
+
+def test_the_seed_noise_says_where_it_was_measured_and_how_well_it_is_known():
+    labels = {"ce": "CE", "ls": "LS"}
+    fit = [1.0] * 3
+    one_pair = [_run(0.125, "ce", s, fit, [1, 0.5, 0.2], acc) for s, acc in ((0, 0.775), (1, 0.779))]
+    one_pair.append(_run(0.125, "ls", 0, fit, [1, 0.5, 0.1], 0.78))
+    s = summarise_terminal_phase(one_pair, {0.125: {"nc2": 0.5, "nc3": 0.6}})
+    # One pair: sd = 0.004 / sqrt(2); with 1 degree of freedom its 95% interval is 0.45x to 31.9x.
+    assert s.seed_noise_text(labels) == ("0.28 points, pooled over CE at width 1/8 (2 seeds): with 1 degree of "
+                                         "freedom, its 95% interval runs from 0.13 to 9.03 points")
+    mixed = one_pair + [_run(0.125, "ce", 2, fit, [1, 0.5, 0.2], 0.777),
+                        _run(0.125, "ls", 1, fit, [1, 0.5, 0.1], 0.784)]
+    text = summarise_terminal_phase(mixed, {0.125: {"nc2": 0.5, "nc3": 0.6}}).seed_noise_text(labels)
+    assert text == ("0.23 points, pooled over CE (3 seeds) and LS (2 seeds) at width 1/8: with 3 degrees of "
+                    "freedom, its 95% interval runs from 0.13 to 0.86 points")  # sd sqrt(16e-6 / 3)
+    even = mixed + [_run(0.125, "ls", 2, fit, [1, 0.5, 0.1], 0.781)]
+    text = summarise_terminal_phase(even, {0.125: {"nc2": 0.5, "nc3": 0.6}}).seed_noise_text(labels)
+    assert "pooled over CE and LS at width 1/8 (3 seeds each): with 4 degrees of freedom" in text
+    one_seed = summarise_terminal_phase(one_pair[2:], {0.125: {"nc2": 0.5, "nc3": 0.6}})
+    assert one_seed.seed_noise_text(labels) is None
