@@ -110,7 +110,7 @@ def network_pairs(results: list[dict], measure: str) -> list[NetworkPair]:
     return pairs
 
 
-NOT_YET_COMPARABLE = "not yet comparable with seeds"
+NOT_YET_COMPARABLE = "not yet judged against seeds"
 """The verdict of a comparison whose noise is not measured: one pair of one kind."""
 
 

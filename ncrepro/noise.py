@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .prose import signed
+
 __all__ = [
     "TREND_Z",
     "NOISE_NOT_MEASURED",
@@ -190,15 +192,15 @@ class Difference:
         return self.measured and abs(self.delta) > z * self.se
 
     def text(self, fmt: str = ".3f", *, scale: float = 1.0, unit: str = "") -> str:
-        """The difference with its standard error as a reader reads it: ``"+0.120 ± 0.030"``,
-        or ``"+0.120, noise not measured"``.
+        """The difference with its standard error as a reader reads it, its minus a typographic
+        one: ``"+0.120 ± 0.030"``, or ``"−0.120, noise not measured"``.
 
         >>> Difference(0.012, 0.003).text(".1f", scale=100, unit=" points")
         '+1.2 ± 0.3 points'
-        >>> Difference(0.012, math.nan).text(".1f", scale=100, unit=" points")
-        '+1.2 points, noise not measured'
+        >>> Difference(-0.012, math.nan).text(".1f", scale=100, unit=" points")
+        '−1.2 points, noise not measured'
         """
-        delta = format(scale * self.delta, "+" + fmt)
+        delta = signed(scale * self.delta, fmt)
         if not self.measured:
             return f"{delta}{unit}, {NOISE_NOT_MEASURED}"
         return f"{delta} ± {format(scale * self.se, fmt)}{unit}"

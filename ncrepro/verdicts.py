@@ -187,9 +187,15 @@ def equivalent_features(eq: dict) -> Verdict:
         evidence = ("Networks of one loss from two seeds, the yardstick for every comparison between losses, are "
                     "not trained yet.")
         verdict = "not tested at this scale"
+    elif all(v == NOT_YET_COMPARABLE for v in verdicts.values()):
+        evidence = ("Networks of different losses cannot yet be judged against networks of one loss from "
+                    f"different seeds in their {join_list(names[k] for k in verdicts)}: one pair of seeds gives "
+                    "no noise level to judge a difference by; the comparison waits for more seeds.")
+        verdict = "not tested at this scale"
     else:
         evidence = ("Against networks of one loss from different seeds, networks of different losses are "
-                    + join_list(f"{v} in their {names[k]}" for k, v in verdicts.items()) + ".")
+                    + join_list(f"{v.removesuffix(' against seeds')} in their {names[k]}" for k, v in verdicts.items())
+                    + ".")
         alike = all(v == "as close as seeds" for v in verdicts.values())
         verdict = "reproduced" if alike and len(verdicts) == 2 else "not tested at this scale"
         if any(v == NOT_YET_COMPARABLE for v in verdicts.values()):

@@ -118,6 +118,9 @@ def test_one_pair_of_seeds_is_not_read_as_different_features():
                                                             "agreement": NOT_YET_COMPARABLE}}))
     assert verdicts[5].verdict == "not tested at this scale"
     assert "no noise level" in verdicts[5].evidence and "do not learn the same features" not in verdicts[5].evidence
+    assert verdicts[5].evidence.startswith("Networks of different losses cannot yet be judged against networks of "
+                                           "one loss from different seeds in their class-mean geometry and test "
+                                           "predictions: one pair of seeds")
 
 
 def test_a_partial_spread_says_how_many_losses_and_which_noise():
