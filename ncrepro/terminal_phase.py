@@ -183,7 +183,8 @@ class TerminalPhaseSummary:
             "nc2_above_random": len(self.nc2_above_random),
             "nc3_above_random": len(self.nc3_above_random),
             "losses": len(self.grid.losses),
-            "seed_noise": self.seed_noise is not None,
+            # Degrees of freedom of the pooled seed-to-seed noise (0: none measured yet).
+            "seed_noise_dof": self.grid.seed_dof(),
             "spreads": {width(c[1]): (100 * sp.value, 100 * sp.se)
                         for c in complete for sp in [self.grid.spread(c, assumed_seed_sd=self.seed_noise)]},
             "spread_change": None if last is None else {

@@ -159,7 +159,8 @@ def equal_accuracy(real: dict) -> Verdict:
     change = e.get("spread_change")
     parts = [f"{v:.2f} ± {se:.2f} points at width {w}" for w, (v, se) in spreads.items()]
     losses = losses_text(e["losses"])
-    noise = ("seed and test noise" if e["seed_noise"] else
+    dof = e["seed_noise_dof"]
+    noise = (f"seed noise on {count(dof, 'degree')} of freedom, and test noise" if dof else
              "test noise alone: no seed spread is measured yet, so it understates the noise")
     evidence = (f"Spread of final test accuracy across {losses} (best minus worst, ± standard error with {noise}): "
                 f"{join_list(parts) if parts else 'none yet'}.")

@@ -66,11 +66,11 @@ def test_a_set_in_progress_says_what_it_has_and_judges_nothing_it_cannot():
     assert s.nc1_orderings({"ce": "CE", "fl": "FL", "mse": "MSE"}) == [
         "MSE, CE, FL from lowest (noise not measured) at width 1/8 (1 seed)"]
     e = s.evidence({})
-    assert e["losses"] == 3 and e["seed_noise"] is False and "ResNet18 at width 1/8 (1 seed)," in e["scale"]
+    assert e["losses"] == 3 and e["seed_noise_dof"] == 0 and "ResNet18 at width 1/8 (1 seed)," in e["scale"]
     # A second seed of one loss: a noise level exists (borrowed by the others), the seed count is a range.
     s = summarise_terminal_phase(one_seed + [_run(0.125, "ce", 1, fit, [5, 2, 1, 0.25], 0.771)],
                                  {0.125: {"nc2": 0.5, "nc3": 0.6}})
-    assert s.seeds_text(0.125) == "1–2 seeds" and s.evidence({})["seed_noise"] is True
+    assert s.seeds_text(0.125) == "1–2 seeds" and s.evidence({})["seed_noise_dof"] == 1
     assert s.evidence({})["networks"] == "ResNet18 at width 1/8 (1–2 seeds), CIFAR-10, CPU"
     assert s.nc1_orderings({"ce": "CE", "fl": "FL", "mse": "MSE"}) == ["MSE < CE < FL at width 1/8 (1–2 seeds)"]
     # A wider network of one loss alone: it counts for collapse, but not for the spread across

@@ -18,7 +18,7 @@ def _chapters(**over):
                              "networks": "ResNet18 at widths 1/8 (3 seeds) and 1/4 (1 seed), CIFAR-10, CPU",
                              "spread_networks": "ResNet18 at width 1/8 (3 seeds), CIFAR-10, CPU",
                              "nc1_order": "MSE < CE", "nc2_above_random": 0, "nc3_above_random": 0,
-                             "losses": 4, "seed_noise": True,
+                             "losses": 4, "seed_noise_dof": 8,
                              "spreads": {"0.125": (1.2, 0.5)}, "spread_change": None},
             "ls_ce_timing": {"networks": "ResNet18 at widths 1/8 (3 seeds) and 1/4 (1 seed), CIFAR-10, CPU",
                              "threshold": 1.0, "settings": 4, "ls_first": 4, "ties": 0, "ce_first": 0,
@@ -90,7 +90,7 @@ def test_no_results_yet_reads_as_not_tested():
     empty = {"runs": 0, "fitted": 0, "scale": "no terminal-phase run yet", "networks": "no terminal-phase run yet",
              "spread_networks": "no width with every loss finished yet",
              "nc1_drop_min": 0.0, "nc1_order": "none", "nc2_above_random": 0, "nc3_above_random": 0, "losses": 0,
-             "seed_noise": False, "spreads": {}, "spread_change": None}
+             "seed_noise_dof": 0, "spreads": {}, "spread_change": None}
     verdicts = score(_chapters(**{"real-networks": {"tpt_evidence": empty, "ls_ce_timing": {
         "networks": "no width with both CE and LS finished yet", "threshold": 1.0, "settings": 0, "ls_first": 0,
         "ties": 0, "ce_first": 0, "early_ls_lower": 0}}},
@@ -104,7 +104,7 @@ def test_collapse_that_has_begun_is_partly_not_contradicted():
     NC1 that does not fall at all would be."""
     one = {"runs": 1, "fitted": 1, "scale": "s", "networks": "s", "spread_networks": "s",
            "nc1_drop_min": 5.0, "nc1_order": "none", "nc2_above_random": 0,
-           "nc3_above_random": 0, "losses": 1, "seed_noise": False, "spreads": {}, "spread_change": None}
+           "nc3_above_random": 0, "losses": 1, "seed_noise_dof": 0, "spreads": {}, "spread_change": None}
     assert score(_chapters(**{"real-networks": {"tpt_evidence": one}}))[3].verdict == "partly"
     flat = dict(one, nc1_drop_min=0.8)
     assert score(_chapters(**{"real-networks": {"tpt_evidence": flat}}))[3].verdict == "contradicted"
@@ -124,12 +124,13 @@ def test_one_pair_of_seeds_is_not_read_as_different_features():
 
 
 def test_a_partial_spread_says_how_many_losses_and_which_noise():
-    partial = {**_chapters()["real-networks"]["tpt_evidence"], "losses": 3, "seed_noise": False}
+    partial = {**_chapters()["real-networks"]["tpt_evidence"], "losses": 3, "seed_noise_dof": 0}
     v = score(_chapters(**{"real-networks": {"tpt_evidence": partial}}))[4]
     assert "the 3 losses finished so far" in v.evidence and "four" not in v.evidence
     assert "test noise alone" in v.evidence
     full = score(_chapters())[4]
-    assert "across the four losses" in full.evidence and "seed and test noise" in full.evidence
+    assert "across the four losses" in full.evidence
+    assert "± standard error with seed noise on 8 degrees of freedom, and test noise)" in full.evidence
 
 
 def test_a_change_of_spread_is_printed_with_its_sign_and_noise():
