@@ -9,7 +9,10 @@ The public API, re-exported explicitly:
 * the unconstrained feature model: :class:`UFMProblem`, and the modules :mod:`ncrepro.theory`,
   :mod:`ncrepro.ufm`, :mod:`ncrepro.landscape`;
 * real networks: the modules :mod:`ncrepro.data`, :mod:`ncrepro.models`, :mod:`ncrepro.train`,
-  :mod:`ncrepro.sweep`.
+  :mod:`ncrepro.sweep`;
+* reading them: :mod:`ncrepro.noise` (standard errors over seeds and test images, the rule that
+  calls a difference a trend, the seed noise and how well a few seeds know it),
+  :mod:`ncrepro.terminal_phase`, :mod:`ncrepro.comparison` and :mod:`ncrepro.verdicts`.
 """
 
 from ._version import __version__
