@@ -195,8 +195,8 @@ def equivalent_features(eq: dict) -> Verdict:
         verdict = "not tested at this scale"
     else:
         evidence = ("Against networks of one loss from different seeds, networks of different losses are "
-                    + join_list(f"{v.removesuffix(' against seeds')} in their {names[k]}" for k, v in verdicts.items())
-                    + ".")
+                    + join_list(f"{'not yet judged' if v == NOT_YET_COMPARABLE else v} in their {names[k]}"
+                                for k, v in verdicts.items()) + ".")
         alike = all(v == "as close as seeds" for v in verdicts.values())
         verdict = "reproduced" if alike and len(verdicts) == 2 else "not tested at this scale"
         if any(v == NOT_YET_COMPARABLE for v in verdicts.values()):
