@@ -12,7 +12,7 @@ Two measures read from each result's final-network analysis:
 
 :func:`network_pairs` forms every comparable pair of a result set; :func:`compare_with_seeds`
 says whether networks of different losses are further apart than networks of one loss are from
-seed to seed, by the book's noise rule (:data:`ncrepro.noise.TREND_Z`).
+seed to seed, by the book's noise rule (:meth:`ncrepro.noise.Difference.is_trend`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from .metrics import gram_procrustes_distance, simplex_etf
-from .noise import TREND_Z, Difference, Estimate, difference, mean_estimate
+from .noise import TREND_LEVEL, Difference, Estimate, difference, mean_estimate
 from .results import group_results
 
 __all__ = [
@@ -129,10 +129,13 @@ class SeedComparison:
     verdict: str
 
 
-def compare_with_seeds(pairs: list[NetworkPair], measure: str, *, z: float = TREND_Z) -> SeedComparison | None:
+def compare_with_seeds(pairs: list[NetworkPair], measure: str, *,
+                       level: float = TREND_LEVEL) -> SeedComparison | None:
     """Compare the between-loss pairs with the between-seed pairs (None when either kind is
-    missing: with one seed there is no yardstick). Pairs share networks, so their standard error
-    (sd over pairs / sqrt(pairs)) is optimistic; the rule is stated with that caveat."""
+    missing: with one seed there is no yardstick). Each kind's standard error is its sd over
+    pairs / sqrt(pairs), on pairs - 1 degrees of freedom, and the difference is judged at
+    ``level`` on Welch's degrees of freedom. Pairs share networks, so these standard errors are
+    optimistic; the rule is stated with that caveat."""
     losses = [p.value for p in pairs if p.kind == "losses"]
     seeds = [p.value for p in pairs if p.kind == "seeds"]
     if not losses or not seeds:
@@ -142,7 +145,7 @@ def compare_with_seeds(pairs: list[NetworkPair], measure: str, *, z: float = TRE
     _, larger_is_closer = MEASURES[measure]
     if not d.measured:
         verdict = NOT_YET_COMPARABLE
-    elif not d.is_trend(z):
+    elif not d.is_trend(level):
         verdict = "as close as seeds"
     else:
         closer = (d.delta > 0) == larger_is_closer

@@ -5,7 +5,17 @@ spread changes with width or training) is a difference of means over seeds. This
 each mean its standard error (:func:`accuracy_estimate`: seed-to-seed variance plus the test
 set's sampling variance; :func:`log_estimate` for metrics that span decades), propagates it
 through differences (:func:`difference`, :func:`spread`), and calls a difference a trend only
-beyond :data:`TREND_Z` standard errors.
+when a two-sided test at level :data:`TREND_LEVEL` says so (:meth:`Difference.is_trend`).
+
+The seed-to-seed variance is estimated from a few seeds, so a difference over its standard error
+is not normal but closer to Student's t, on the degrees of freedom of the seed variance: one pair
+of seeds gives 1 (threshold 12.7 standard errors at 95%), four settings of three seeds 8 (2.31).
+The test set's sampling variance is known. Each standard error therefore keeps its estimated parts
+(:class:`NoiseTerm`) apart from the known ones, and a difference's degrees of freedom are those of
+the Welch-Satterthwaite approximation (:attr:`Difference.dof`). The book pools one seed variance
+over every setting with several seeds (:func:`pooled_seed_noise`) and uses it for every setting:
+that assumes the losses and widths share one seed-to-seed spread, and gives every comparison the
+pooled degrees of freedom instead of the one or two of a setting's own seeds.
 """
 
 from __future__ import annotations
@@ -16,14 +26,16 @@ from dataclasses import dataclass
 from .prose import signed
 
 __all__ = [
-    "TREND_Z",
+    "TREND_LEVEL",
     "NOISE_NOT_MEASURED",
+    "critical_value",
+    "NoiseTerm",
+    "SeedNoise",
     "Estimate",
     "Difference",
     "Spread",
     "seed_sd",
-    "pooled_seed_sd",
-    "pooled_seed_dof",
+    "pooled_seed_noise",
     "seed_sd_interval",
     "accuracy_estimate",
     "mean_estimate",
@@ -34,24 +46,95 @@ __all__ = [
     "ordering_text",
 ]
 
-TREND_Z = 2.0
-"""A difference counts as a trend only when it exceeds ``TREND_Z`` standard errors (about a
-95% two-sided test); anything smaller is reported as within noise."""
+TREND_LEVEL = 0.95
+"""A difference counts as a trend only when a two-sided test at this level rejects "no
+difference": ``|delta| > critical_value(dof) * se``. Anything smaller is reported as within
+noise."""
 
 NOISE_NOT_MEASURED = "noise not measured"
 """What a comparison says when no noise level exists yet (one seed, nothing to borrow)."""
 
 
+def critical_value(dof: float, level: float = TREND_LEVEL) -> float:
+    """How many standard errors a difference must exceed to count as a trend: the two-sided
+    Student-t quantile at ``dof`` degrees of freedom (the normal one where ``dof`` is infinite,
+    that is where every part of the noise is known).
+
+    >>> [round(critical_value(d), 2) for d in (1, 2, 8, math.inf)]
+    [12.71, 4.3, 2.31, 1.96]
+    """
+    from scipy.stats import norm, t  # imported here, not at the top, to keep ncrepro.noise light
+
+    if not dof > 0:  # also catches NaN
+        raise ValueError(f"dof must be positive, got {dof}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie strictly between 0 and 1, got {level}")
+    q = 1.0 - (1.0 - level) / 2.0
+    return float(norm.ppf(q) if math.isinf(dof) else t.ppf(q, dof))
+
+
+@dataclass(frozen=True)
+class SeedNoise:
+    """A seed-to-seed standard deviation ``sd`` estimated on ``dof`` degrees of freedom, as
+    :func:`pooled_seed_noise` gives it. Estimates that use one :class:`SeedNoise` share one
+    estimate of the noise, which their differences account for (:class:`NoiseTerm`)."""
+
+    sd: float
+    dof: int
+
+    def __post_init__(self):
+        if not (math.isfinite(self.sd) and self.sd >= 0):
+            raise ValueError(f"sd must be a finite non-negative number, got {self.sd}")
+        if int(self.dof) != self.dof or self.dof < 1:
+            raise ValueError(f"dof must be a positive integer, got {self.dof}")
+
+    def interval(self, level: float = 0.95) -> tuple[float, float]:
+        """:func:`seed_sd_interval` of this estimate."""
+        return seed_sd_interval(self.sd, self.dof, level)
+
+
+@dataclass(frozen=True)
+class NoiseTerm:
+    """The part ``variance`` of a squared standard error that rests on an estimated seed
+    variance with ``dof`` degrees of freedom. ``source`` is the :class:`SeedNoise` it was
+    scaled from, or None for a setting's own seeds: terms of one source come from one estimate,
+    so they add before their degrees of freedom are counted, while terms of different sources are
+    independent estimates (Welch-Satterthwaite)."""
+
+    variance: float
+    dof: int
+    source: SeedNoise | None = None
+
+
+def _effective_dof(se: float, terms: tuple[NoiseTerm, ...]) -> float:
+    """Welch-Satterthwaite degrees of freedom of ``se**2``, of which ``terms`` are estimated and
+    the rest known: ``se**4 / sum(v_i**2 / dof_i)`` over independent estimates ``v_i``."""
+    if math.isnan(se):
+        return math.nan
+    shared: dict[SeedNoise, float] = {}
+    parts = []
+    for term in terms:
+        if term.source is None:
+            parts.append((term.variance, term.dof))
+        else:
+            shared[term.source] = shared.get(term.source, 0.0) + term.variance
+    parts += [(v, source.dof) for source, v in shared.items()]
+    denominator = sum(v * v / dof for v, dof in parts)
+    return math.inf if denominator == 0 else se ** 4 / denominator
+
+
 @dataclass(frozen=True)
 class Estimate:
     """A mean over seeds with its standard error: ``sd`` is the seed-to-seed standard deviation
-    (None with one seed), ``n`` the number of seeds. ``se`` is NaN where no noise has been
+    of this setting's own seeds (None with one seed), ``n`` the number of seeds, ``terms`` the
+    estimated parts of ``se**2`` (:class:`NoiseTerm`). ``se`` is NaN where no noise has been
     measured (one seed and no spread to borrow): such an estimate never makes a trend."""
 
     mean: float
     se: float
     n: int
     sd: float | None = None
+    terms: tuple[NoiseTerm, ...] = ()
 
     @property
     def measured(self) -> bool:
@@ -68,27 +151,34 @@ def seed_sd(values) -> float | None:
     return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
-def pooled_seed_sd(groups) -> float | None:
+def pooled_seed_noise(groups) -> SeedNoise | None:
     """The seed-to-seed standard deviation pooled over groups of seeds (each a list of values of
-    one setting): the square root of the degrees-of-freedom-weighted mean of the group variances.
-    Groups of one seed add nothing; None when no group has two seeds."""
-    num = dof = 0.0
+    one setting): the square root of the degrees-of-freedom-weighted mean of the group variances,
+    on the sum of ``n - 1`` degrees of freedom. Groups of one seed add nothing; None when no
+    group has two seeds.
+
+    >>> noise = pooled_seed_noise([[1.0, 3.0], [2.0, 4.0, 6.0], [7.0]])
+    >>> round(noise.sd ** 2, 4), noise.dof
+    (3.3333, 3)
+    """
+    num, dof = 0.0, 0
     for values in groups:
+        values = list(values)
         sd = seed_sd(values)
         if sd is not None:
             num += (len(values) - 1) * sd ** 2
             dof += len(values) - 1
-    return math.sqrt(num / dof) if dof else None
+    return SeedNoise(math.sqrt(num / dof), dof) if dof else None
 
 
-def pooled_seed_dof(groups) -> int:
-    """Degrees of freedom of :func:`pooled_seed_sd` over the same groups: the sum of ``n - 1``
-    over the groups of ``n`` seeds, 0 when no group has two.
-
-    >>> pooled_seed_dof([[1.0, 3.0], [2.0, 4.0, 6.0], [7.0]])
-    3
-    """
-    return sum(max(len(list(values)) - 1, 0) for values in groups)
+def _seed_term(values: list[float], seed_noise: SeedNoise | None) -> tuple[float | None, NoiseTerm | None]:
+    """The seed-to-seed standard deviation behind a mean of ``values`` and its part of the mean's
+    variance: the pooled ``seed_noise`` where given, else the values' own (None with one)."""
+    n = len(values)
+    if seed_noise is not None:
+        return seed_noise.sd, NoiseTerm(seed_noise.sd ** 2 / n, seed_noise.dof, seed_noise)
+    sd = seed_sd(values)
+    return sd, None if sd is None else NoiseTerm(sd ** 2 / n, n - 1)
 
 
 def seed_sd_interval(sd: float, dof: int, level: float = 0.95) -> tuple[float, float]:
@@ -103,7 +193,7 @@ def seed_sd_interval(sd: float, dof: int, level: float = 0.95) -> tuple[float, f
     >>> [round(x, 2) for x in seed_sd_interval(1.0, 8)]
     [0.68, 1.92]
     """
-    from scipy.stats import chi2  # scipy is only needed here; keep importing ncrepro.noise light
+    from scipy.stats import chi2  # as in critical_value: keep importing ncrepro.noise light
 
     if int(dof) != dof or dof < 1:
         raise ValueError(f"dof must be a positive integer, got {dof}")
@@ -115,13 +205,13 @@ def seed_sd_interval(sd: float, dof: int, level: float = 0.95) -> tuple[float, f
     return (sd * math.sqrt(dof / chi2.ppf(1.0 - tail, dof)), sd * math.sqrt(dof / chi2.ppf(tail, dof)))
 
 
-def accuracy_estimate(accuracies, test_images: int, *, assumed_seed_sd: float | None = None) -> Estimate:
+def accuracy_estimate(accuracies, test_images: int, *, seed_noise: SeedNoise | None = None) -> Estimate:
     """Mean test accuracy over seeds and its standard error ``sqrt(s^2/n + p(1-p)/T)``.
 
-    Two sources of noise: training (seed to seed, ``s``, measured when there are two or more
-    seeds, or ``assumed_seed_sd`` borrowed from a comparable setting when there is one) and the
-    test set's sampling (``T`` images, binomial). The seeds share one test set, so the second
-    term does not shrink with ``n``. With one seed and no assumed ``s``, only the binomial term
+    Two sources of noise: training (seed to seed, ``s``: the pooled ``seed_noise`` where given,
+    whatever the number of seeds here, else these seeds' own standard deviation) and the test
+    set's sampling (``T`` images, binomial, known). The seeds share one test set, so the second
+    term does not shrink with ``n``. With one seed and no ``seed_noise``, only the binomial term
     is left, which understates the noise: say so where it is used.
 
     >>> e = accuracy_estimate([0.80, 0.82, 0.78], 10_000)
@@ -137,33 +227,31 @@ def accuracy_estimate(accuracies, test_images: int, *, assumed_seed_sd: float | 
         raise ValueError(f"test_images must be a positive integer, got {test_images}")
     n = len(values)
     mean = sum(values) / n
-    sd = seed_sd(values)
-    s = sd if sd is not None else assumed_seed_sd
-    var = mean * (1.0 - mean) / test_images + (0.0 if s is None else s ** 2 / n)
-    return Estimate(mean, math.sqrt(var), n, sd)
+    _, term = _seed_term(values, seed_noise)
+    var = mean * (1.0 - mean) / test_images + (0.0 if term is None else term.variance)
+    return Estimate(mean, math.sqrt(var), n, seed_sd(values), () if term is None else (term,))
 
 
-def mean_estimate(values, *, assumed_seed_sd: float | None = None) -> Estimate:
-    """Mean of values over seeds with its standard error ``s/sqrt(n)``: ``s`` measured with two
-    or more seeds, else ``assumed_seed_sd``; with one seed and nothing to borrow the noise is
-    unknown and the standard error NaN.
+def mean_estimate(values, *, seed_noise: SeedNoise | None = None) -> Estimate:
+    """Mean of values over seeds with its standard error ``s/sqrt(n)``: ``s`` the pooled
+    ``seed_noise`` where given, else these values' own standard deviation; with one seed and
+    nothing to borrow the noise is unknown and the standard error NaN.
 
-    >>> mean_estimate([1.0, 2.0, 3.0]).se, mean_estimate([1.0]).measured
-    (0.5773502691896258, False)
+    >>> round(mean_estimate([1.0, 2.0, 3.0]).se, 4), mean_estimate([1.0]).measured
+    (0.5774, False)
     """
     values = [float(v) for v in values]
     if not values:
         raise ValueError("mean_estimate needs at least one value")
-    sd = seed_sd(values)
-    s = sd if sd is not None else assumed_seed_sd
-    se = math.nan if s is None else s / math.sqrt(len(values))
-    return Estimate(sum(values) / len(values), se, len(values), sd)
+    _, term = _seed_term(values, seed_noise)
+    se = math.nan if term is None else math.sqrt(term.variance)
+    return Estimate(sum(values) / len(values), se, len(values), seed_sd(values), () if term is None else (term,))
 
 
-def log_estimate(values, *, assumed_seed_sd: float | None = None) -> Estimate:
+def log_estimate(values, *, seed_noise: SeedNoise | None = None) -> Estimate:
     """Mean of ``log10`` of positive values (NC metrics span decades) over seeds, with its
-    standard error ``s/sqrt(n)`` on that scale (``assumed_seed_sd`` with one seed; with one seed
-    and nothing to borrow the noise is unknown, and the standard error NaN).
+    standard error ``s/sqrt(n)`` on that scale (``s`` as in :func:`mean_estimate`, ``seed_noise``
+    pooled on the ``log10`` scale).
 
     >>> log_estimate([0.1, 0.01, 1.0]).mean, log_estimate([0.5]).measured
     (-1.0, False)
@@ -171,25 +259,51 @@ def log_estimate(values, *, assumed_seed_sd: float | None = None) -> Estimate:
     values = [float(v) for v in values]
     if not values or not all(v > 0 and math.isfinite(v) for v in values):
         raise ValueError(f"log_estimate needs positive finite values, got {values}")
-    return mean_estimate([math.log10(v) for v in values], assumed_seed_sd=assumed_seed_sd)
+    return mean_estimate([math.log10(v) for v in values], seed_noise=seed_noise)
 
 
 @dataclass(frozen=True)
 class Difference:
-    """``after - before`` of two estimates (or of two differences), with its standard error."""
+    """``after - before`` of two estimates (or of two differences), with its standard error and
+    the estimated parts of its variance (:class:`NoiseTerm`)."""
 
     delta: float
     se: float
+    terms: tuple[NoiseTerm, ...] = ()
 
     @property
     def measured(self) -> bool:
         """Whether the standard error rests on measured noise (NaN when either side's does not)."""
         return not math.isnan(self.se)
 
-    def is_trend(self, z: float = TREND_Z) -> bool:
-        """True when ``|delta|`` exceeds ``z`` standard errors (:data:`TREND_Z`); never when the
-        noise is not measured."""
-        return self.measured and abs(self.delta) > z * self.se
+    @property
+    def dof(self) -> float:
+        """Degrees of freedom of the standard error (Welch-Satterthwaite): infinite where all its
+        noise is known, the seed noise's own where all of it is estimated from one source, NaN
+        where no noise is measured.
+
+        >>> noise = SeedNoise(0.02, 8)
+        >>> a, b = mean_estimate([0.80], seed_noise=noise), mean_estimate([0.83, 0.85], seed_noise=noise)
+        >>> difference(a, b).dof, Difference(0.01, 0.004).dof
+        (8.0, inf)
+        """
+        return _effective_dof(self.se, self.terms)
+
+    def threshold(self, level: float = TREND_LEVEL) -> float:
+        """The smallest ``|delta|`` that counts as a trend: :func:`critical_value` at this
+        difference's degrees of freedom times its standard error (NaN where no noise is
+        measured)."""
+        return math.nan if not self.measured else critical_value(self.dof, level) * self.se
+
+    def is_trend(self, level: float = TREND_LEVEL) -> bool:
+        """True when ``|delta|`` exceeds :meth:`threshold`, a two-sided test at ``level``
+        (:data:`TREND_LEVEL`); never when the noise is not measured.
+
+        >>> d = Difference(0.03, 0.01, (NoiseTerm(1e-4, 1),))
+        >>> d.is_trend(), Difference(0.03, 0.01).is_trend()
+        (False, True)
+        """
+        return self.measured and abs(self.delta) > self.threshold(level)
 
     def text(self, fmt: str = ".3f", *, scale: float = 1.0, unit: str = "") -> str:
         """The difference with its standard error as a reader reads it, its minus a typographic
@@ -205,20 +319,40 @@ class Difference:
             return f"{delta}{unit}, {NOISE_NOT_MEASURED}"
         return f"{delta} ± {format(scale * self.se, fmt)}{unit}"
 
-    def direction(self, up: str = "grows", down: str = "shrinks", z: float = TREND_Z) -> str:
+    def rule_text(self, fmt: str = ".3f", *, scale: float = 1.0, unit: str = "", level: float = TREND_LEVEL) -> str:
+        """What the rule asks of this difference, for the sentence that reads it.
+
+        >>> Difference(0.01, 0.004, (NoiseTerm(0.004 ** 2, 8),)).rule_text(".2f", scale=100, unit=" points")
+        'a trend needs more than 0.92 points, 2.31 standard errors by Student’s t on 8 degrees of freedom'
+        >>> Difference(0.01, 0.004).rule_text(".2f", scale=100, unit=" points")
+        'a trend needs more than 0.78 points, 1.96 standard errors by the normal quantile (all of its noise is known)'
+        """
+        if not self.measured:
+            return f"no trend can be called ({NOISE_NOT_MEASURED})"
+        k = critical_value(self.dof, level)
+        if math.isinf(self.dof):
+            why = "the normal quantile (all of its noise is known)"
+        else:
+            # Welch-Satterthwaite's degrees of freedom are rarely whole; beyond 10, decimals say nothing.
+            dof = f"{self.dof:,.0f}" if self.dof >= 10 else f"{self.dof:.1f}".removesuffix(".0")
+            why = f"Student’s t on {dof} degree{'' if dof == '1' else 's'} of freedom"
+        return f"a trend needs more than {format(scale * k * self.se, fmt)}{unit}, {k:.2f} standard errors by {why}"
+
+    def direction(self, up: str = "grows", down: str = "shrinks", level: float = TREND_LEVEL) -> str:
         """``up`` or ``down`` for a trend, ``"within noise"`` for a measured difference below the
         rule, ``"noise not measured"`` where there is no noise level to judge it by."""
         if not self.measured:
             return NOISE_NOT_MEASURED
-        if not self.is_trend(z):
+        if not self.is_trend(level):
             return "within noise"
         return up if self.delta > 0 else down
 
 
 def difference(before, after) -> Difference:
     """``after - before`` with standard error ``sqrt(se_before^2 + se_after^2)`` (independent
-    errors; for two networks scored on the same test images this is conservative). Works on
-    :class:`Estimate`, :class:`Spread` and :class:`Difference` alike.
+    errors; for two networks scored on the same test images this is conservative), keeping both
+    sides' estimated parts for its degrees of freedom. Works on :class:`Estimate`,
+    :class:`Spread` and :class:`Difference` alike.
 
     >>> d = difference(Estimate(0.78, 0.004, 1), Estimate(0.80, 0.004, 1))
     >>> round(d.delta, 3), round(d.se, 4), d.is_trend()
@@ -227,7 +361,7 @@ def difference(before, after) -> Difference:
     value = {Estimate: "mean", Spread: "value", Difference: "delta"}
     a = getattr(before, value[type(before)])
     b = getattr(after, value[type(after)])
-    return Difference(b - a, math.hypot(before.se, after.se))
+    return Difference(b - a, math.hypot(before.se, after.se), before.terms + after.terms)
 
 
 @dataclass(frozen=True)
@@ -241,6 +375,7 @@ class Spread:
     se: float
     best: str
     worst: str
+    terms: tuple[NoiseTerm, ...] = ()
 
 
 def spread(estimates: dict[str, Estimate]) -> Spread:
@@ -250,10 +385,10 @@ def spread(estimates: dict[str, Estimate]) -> Spread:
     best = max(estimates, key=lambda k: estimates[k].mean)
     worst = min(estimates, key=lambda k: estimates[k].mean)
     gap = difference(estimates[worst], estimates[best])
-    return Spread(gap.delta, gap.se, best, worst)
+    return Spread(gap.delta, gap.se, best, worst, gap.terms)
 
 
-def ordering(estimates: dict[str, Estimate], *, z: float = TREND_Z) -> list[tuple[str, str, Difference]]:
+def ordering(estimates: dict[str, Estimate]) -> list[tuple[str, str, Difference]]:
     """The losses sorted by their estimate, lowest first, with each neighbouring pair's
     :class:`Difference` (higher minus lower): ``is_trend()`` says whether the step is beyond noise.
 
@@ -265,10 +400,10 @@ def ordering(estimates: dict[str, Estimate], *, z: float = TREND_Z) -> list[tupl
     return [(a, b, difference(estimates[a], estimates[b])) for a, b in zip(names, names[1:])]
 
 
-def ordering_text(estimates: dict[str, Estimate], labels=None, *, z: float = TREND_Z) -> str:
-    """An ordering as a reader reads it: ``"MSE < CE ≈ LS"``, where ``<`` is a step beyond
-    ``z`` standard errors and ``≈`` one within noise. Where a step's noise is not measured, no
-    step is judged: ``"MSE, CE, LS from lowest (noise not measured)"``.
+def ordering_text(estimates: dict[str, Estimate], labels=None, *, level: float = TREND_LEVEL) -> str:
+    """An ordering as a reader reads it: ``"MSE < CE ≈ LS"``, where ``<`` is a step that is a
+    trend at ``level`` (:meth:`Difference.is_trend`) and ``≈`` one within noise. Where a step's
+    noise is not measured, no step is judged: ``"MSE, CE, LS from lowest (noise not measured)"``.
 
     >>> ordering_text({"ce": Estimate(1.0, 0.05, 3), "mse": Estimate(-1.0, 0.05, 3), "ls": Estimate(1.1, 0.05, 3)})
     'mse < ce ≈ ls'
@@ -276,7 +411,7 @@ def ordering_text(estimates: dict[str, Estimate], labels=None, *, z: float = TRE
     'mse, ce from lowest (noise not measured)'
     """
     labels = labels or {}
-    steps = ordering(estimates, z=z)
+    steps = ordering(estimates)
     if not steps:
         return " ".join(labels.get(k, k) for k in estimates)
     if not all(d.measured for _, _, d in steps):
@@ -284,5 +419,5 @@ def ordering_text(estimates: dict[str, Estimate], labels=None, *, z: float = TRE
         return ", ".join(labels.get(k, k) for k in names) + f" from lowest ({NOISE_NOT_MEASURED})"
     text = labels.get(steps[0][0], steps[0][0])
     for _, b, d in steps:
-        text += (" < " if d.is_trend(z) else " ≈ ") + labels.get(b, b)
+        text += (" < " if d.is_trend(level) else " ≈ ") + labels.get(b, b)
     return text

@@ -20,16 +20,16 @@ from pathlib import Path
 from .losses import LOSSES
 from .models import ARCHITECTURE_NAMES
 from .noise import (
-    TREND_Z,
+    TREND_LEVEL,
     Difference,
     Estimate,
+    SeedNoise,
     Spread,
     accuracy_estimate,
     difference,
     log_estimate,
     mean_estimate,
-    pooled_seed_dof,
-    pooled_seed_sd,
+    pooled_seed_noise,
     seed_sd,
     spread,
 )
@@ -231,24 +231,23 @@ class AccuracyGrid:
         v = self.values.get((cell, loss))
         return float(sum(v) / len(v)) if v else None
 
-    def seed_sd(self) -> float | None:
-        """Seed-to-seed standard deviation pooled over every (cell, loss) with two or more seeds."""
-        return pooled_seed_sd(self.values.values())
+    def seed_noise(self) -> SeedNoise | None:
+        """Seed-to-seed standard deviation pooled over every (cell, loss) with two or more seeds,
+        with its degrees of freedom (None while no setting has two seeds). Every estimate of the
+        grid uses it, whatever its own number of seeds (:mod:`ncrepro.noise`)."""
+        return pooled_seed_noise(self.values.values())
 
     def seeded(self) -> list[tuple[tuple, str, int]]:
-        """``(cell, loss, seeds)`` of every setting with two or more seeds: those :meth:`seed_sd`
-        pools, in the grid's order of cells and losses."""
+        """``(cell, loss, seeds)`` of every setting with two or more seeds: those
+        :meth:`seed_noise` pools, in the grid's order of cells and losses."""
         return [(cell, loss, len(v)) for cell in self.cells for loss in self.losses
                 for v in [self.values.get((cell, loss), [])] if len(v) > 1]
 
-    def seed_dof(self) -> int:
-        """Degrees of freedom of :meth:`seed_sd` (0 while no setting has two seeds)."""
-        return pooled_seed_dof(self.values.values())
-
-    def estimate(self, cell, loss, *, assumed_seed_sd: float | None = None) -> Estimate | None:
-        """:func:`accuracy_estimate` of one loss in one cell (None if it has no result)."""
+    def estimate(self, cell, loss) -> Estimate | None:
+        """:func:`accuracy_estimate` of one loss in one cell with the grid's pooled
+        :meth:`seed_noise` (None if the loss has no result there)."""
         v = self.values.get((cell, loss))
-        return accuracy_estimate(v, self.test_images, assumed_seed_sd=assumed_seed_sd) if v else None
+        return accuracy_estimate(v, self.test_images, seed_noise=self.seed_noise()) if v else None
 
     def gap_to(self, cell, loss, reference: str = "ce") -> tuple[float, float, int] | None:
         """``|acc_ref - acc_loss|`` per seed both have: (mean, standard deviation, seeds)."""
@@ -270,16 +269,15 @@ class AccuracyGrid:
         mean = sum(values) / len(values)
         return sum((v - mean) ** 2 for v in values) / len(values), len(values)
 
-    def spread(self, cell, *, assumed_seed_sd: float | None = None) -> Spread | None:
-        """:class:`Spread` of the per-loss mean accuracies in a cell; None unless every loss of
-        the grid has a value there. ``assumed_seed_sd`` fills in training noise for losses with
-        one seed (see :func:`accuracy_estimate`)."""
-        estimates = {loss: self.estimate(cell, loss, assumed_seed_sd=assumed_seed_sd) for loss in self.losses}
+    def spread(self, cell) -> Spread | None:
+        """:class:`Spread` of the per-loss mean accuracies in a cell (:meth:`estimate`); None
+        unless every loss of the grid has a value there."""
+        estimates = {loss: self.estimate(cell, loss) for loss in self.losses}
         if None in estimates.values() or len(estimates) < 2:
             return None
         return spread(estimates)
 
-    def spread_changes(self, *, assumed_seed_sd: float | None = None) -> list[SpreadChange]:
+    def spread_changes(self) -> list[SpreadChange]:
         """How the spread across losses changes between neighbouring settings: from each epoch
         budget to the next longer one at a fixed (arch, width), then from each width to the next
         wider one at a fixed (arch, epochs). Only pairs where both cells have every loss count.
@@ -295,8 +293,7 @@ class AccuracyGrid:
             for cells in rows.values():
                 cells.sort(key=step_of)
                 for lo, hi in zip(cells, cells[1:]):
-                    changes.append(SpreadChange(along, lo, hi, self.spread(lo, assumed_seed_sd=assumed_seed_sd),
-                                                self.spread(hi, assumed_seed_sd=assumed_seed_sd)))
+                    changes.append(SpreadChange(along, lo, hi, self.spread(lo), self.spread(hi)))
         return changes
 
 
@@ -315,10 +312,10 @@ class SpreadChange:
     def change(self) -> Difference:
         return difference(self.before, self.after)
 
-    def direction(self, z: float = TREND_Z) -> str:
-        """``"shrinks"``, ``"grows"``, or ``"within noise"`` when the change is at most ``z``
-        standard errors of a difference of two spreads."""
-        return self.change.direction("grows", "shrinks", z)
+    def direction(self, level: float = TREND_LEVEL) -> str:
+        """``"shrinks"``, ``"grows"``, or ``"within noise"`` when the change of spread is no trend
+        at ``level`` (:meth:`ncrepro.noise.Difference.is_trend`)."""
+        return self.change.direction("grows", "shrinks", level)
 
 
 def loss_rank(name: str) -> int:
@@ -363,19 +360,24 @@ def final_value(result: dict, key: str) -> float | None:
     return values[-1] if values else None
 
 
-def metric_estimates(results: list[dict], key: str, *, by: tuple[str, ...] = ("width", "loss"), log: bool = True,
-                     assumed_seed_sd: float | None = None) -> dict[tuple, Estimate]:
+def metric_estimates(results: list[dict], key: str, *, by: tuple[str, ...] = ("width", "loss"),
+                     log: bool = True) -> dict[tuple, Estimate]:
     """Per group (``by`` settings), the final value of ``key`` over seeds as an :class:`Estimate`:
-    of ``log10`` (``log=True``, for NC metrics, which span decades) or of the value itself."""
-    out = {}
+    of ``log10`` (``log=True``, for NC metrics, which span decades) or of the value itself. Every
+    group's standard error uses the seed-to-seed spread pooled over the groups with two or more
+    seeds, on the same scale (:func:`ncrepro.noise.pooled_seed_noise`); with none, no group's
+    noise is measured but that of a group with its own seeds."""
+    groups = {}
     for group_key, group in group_results(results, by).items():
-        values = [final_value(r, key) for r in group]
-        values = [v for v in values if v is not None]
-        if not values:
-            continue
-        estimate = log_estimate if log else mean_estimate
-        out[group_key] = estimate(values, assumed_seed_sd=assumed_seed_sd)
-    return out
+        values = [v for v in (final_value(r, key) for r in group) if v is not None]
+        if values:
+            groups[group_key] = values
+    if log and not all(v > 0 and math.isfinite(v) for values in groups.values() for v in values):
+        raise ValueError(f"{key} on a log scale needs positive finite final values")
+    scale = math.log10 if log else float
+    noise = pooled_seed_noise([scale(v) for v in values] for values in groups.values())
+    estimate = log_estimate if log else mean_estimate
+    return {group_key: estimate(values, seed_noise=noise) for group_key, values in groups.items()}
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,10 @@ with its noise (:mod:`ncrepro.noise`). The real-networks chapter and the scoreca
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from .models import ARCHITECTURE_NAMES
-from .noise import Estimate, ordering_text, pooled_seed_sd, seed_sd_interval
+from .noise import Estimate, SeedNoise, ordering_text
 from .prose import count, join_list, width
 from .results import (
     AccuracyGrid,
@@ -81,7 +80,7 @@ class TerminalPhaseSummary:
     nc3_above_random: list[dict]
     nc1_drop_min: float
     grid: AccuracyGrid
-    seed_noise: float | None
+    seed_noise: SeedNoise | None
     changes: list[SpreadChange]
     ls_ce: dict = field(default_factory=dict)
 
@@ -117,7 +116,7 @@ class TerminalPhaseSummary:
         how well it is known, for instance ``"0.21 points, pooled over CE at width 1/8 (2 seeds):
         with 1 degree of freedom, its 95% interval runs from 0.09 to 6.70 points"``; None while no
         setting has two seeds. Every loss with one seed borrows this value, so the reader needs
-        to see how little a few seeds pin it down (:func:`ncrepro.noise.seed_sd_interval`)."""
+        to see how little a few seeds pin it down (:meth:`ncrepro.noise.SeedNoise.interval`)."""
         if self.seed_noise is None:
             return None
         by_width: dict[float, list[tuple[str, int]]] = {}
@@ -133,10 +132,9 @@ class TerminalPhaseSummary:
             else:
                 names = join_list(f"{name} ({count(n, 'seed')})" for name, n in settings)
                 where.append(f"{names} at width {width(w)}")
-        dof = self.grid.seed_dof()
-        low, high = seed_sd_interval(self.seed_noise, dof, level)
-        return (f"{100 * self.seed_noise:.2f} points, pooled over {join_list(where)}: with "
-                f"{count(dof, 'degree')} of freedom, its {100 * level:g}% interval runs from "
+        low, high = self.seed_noise.interval(level)
+        return (f"{100 * self.seed_noise.sd:.2f} points, pooled over {join_list(where)}: with "
+                f"{count(self.seed_noise.dof, 'degree')} of freedom, its {100 * level:g}% interval runs from "
                 f"{100 * low:.2f} to {100 * high:.2f} points")
 
     def unfitted_text(self, labels) -> str:
@@ -184,9 +182,9 @@ class TerminalPhaseSummary:
             "nc3_above_random": len(self.nc3_above_random),
             "losses": len(self.grid.losses),
             # Degrees of freedom of the pooled seed-to-seed noise (0: none measured yet).
-            "seed_noise_dof": self.grid.seed_dof(),
+            "seed_noise_dof": 0 if self.seed_noise is None else self.seed_noise.dof,
             "spreads": {width(c[1]): (100 * sp.value, 100 * sp.se)
-                        for c in complete for sp in [self.grid.spread(c, assumed_seed_sd=self.seed_noise)]},
+                        for c in complete for sp in [self.grid.spread(c)]},
             "spread_change": None if last is None else {
                 "from": width(last.cell_before[1]), "to": width(last.cell_after[1]),
                 "delta": 100 * last.change.delta, "se": 100 * last.change.se, "direction": last.direction()},
@@ -225,16 +223,9 @@ def summarise_terminal_phase(results: list[dict], baselines: dict[float, dict[st
     settings = _by_width_and_loss(results)
     onsets = {r["run"]: terminal_phase_onset(r) for r in results}
     fitted = [r for r in results if in_terminal_phase(r)]
-    # NC metrics over seeds (log scale but NC4, a fraction that reaches 0). Settings with one seed
-    # borrow the seed-to-seed spread pooled over the settings that have several.
-    nc = {}
-    for key in ("nc1", "nc2", "nc3", "nc4"):
-        log = key != "nc4"
-        groups = group_results(results, ("width", "loss")).values()
-        values = [[final_value(r, key) for r in g] for g in groups]
-        pooled = pooled_seed_sd([[math.log10(v) for v in vs] if log else vs for vs in values
-                                 if all(v is not None and (v > 0 or not log) for v in vs)])
-        nc[key] = metric_estimates(results, key, log=log, assumed_seed_sd=pooled)
+    # NC metrics over seeds (log scale but NC4, a fraction that reaches 0), each with the
+    # seed-to-seed spread pooled over the settings that have several seeds.
+    nc = {key: metric_estimates(results, key, log=key != "nc4") for key in ("nc1", "nc2", "nc3", "nc4")}
     above = {key: [r for r in results if final_value(r, key) > baselines[r["config"]["width"]][key]]
              for key in ("nc2", "nc3")}
     drops = []
@@ -242,7 +233,7 @@ def summarise_terminal_phase(results: list[dict], baselines: dict[float, dict[st
         first = next(e["nc1"] for e in r["epochs"] if e.get("nc1") is not None)
         drops.append(first / final_value(r, "nc1"))
     grid = accuracy_grid(results)
-    seed_noise = grid.seed_sd()
+    seed_noise = grid.seed_noise()
     pairs = [(by["ls"], by["ce"]) for _, group in group_results(results, ("width", "seed")).items()
              for by in [{r["config"]["loss"]: r for r in group}] if "ls" in by and "ce" in by]
     never = 10 ** 9
@@ -263,4 +254,4 @@ def summarise_terminal_phase(results: list[dict], baselines: dict[float, dict[st
         long_enough=[r for r in fitted if terminal_phase_share(r) >= 1 / 3], nc=nc,
         nc2_above_random=above["nc2"], nc3_above_random=above["nc3"],
         nc1_drop_min=min(drops, default=0.0), grid=grid, seed_noise=seed_noise,
-        changes=grid.spread_changes(assumed_seed_sd=seed_noise), ls_ce=ls_ce)
+        changes=grid.spread_changes(), ls_ce=ls_ce)

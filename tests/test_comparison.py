@@ -3,6 +3,7 @@ import pytest
 
 from ncrepro.comparison import (
     NOT_YET_COMPARABLE,
+    NetworkPair,
     compare_with_seeds,
     etf_distance,
     geometry_distance,
@@ -73,3 +74,16 @@ def test_seed_yardstick_decides_the_verdict():
     one_pair = compare_with_seeds(network_pairs(nets[:2] + nets[3:4], "agreement"), "agreement")
     assert one_pair.verdict == NOT_YET_COMPARABLE and not one_pair.difference.measured
     assert one_pair.difference.text(".1f", scale=100).endswith("noise not measured")
+
+
+def test_few_pairs_are_judged_on_their_degrees_of_freedom():
+    """Two between-seed pairs give their mean 1 degree of freedom: a gap of about 4 standard
+    errors, a trend by the old fixed rule of 2, stays within noise (Welch's t needs about 10)."""
+    setting = ("resnet18", 0.125, 100)
+    pairs = [NetworkPair("seeds", setting, loss, loss, 0, 1, v) for loss, v in (("ce", 0.90), ("ls", 0.92))]
+    pairs += [NetworkPair("losses", setting, "ce", "ls", s, s, v) for s, v in enumerate((0.86, 0.87, 0.86, 0.87))]
+    cmp = compare_with_seeds(pairs, "agreement")
+    d = cmp.difference
+    assert d.delta == pytest.approx(-0.045) and 4 < abs(d.delta) / d.se < 5 and 1 < d.dof < 1.5
+    assert cmp.verdict == "as close as seeds"
+    assert compare_with_seeds(pairs, "agreement", level=0.5).verdict == "further apart than seeds"

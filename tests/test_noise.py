@@ -4,16 +4,19 @@ import pytest
 
 from ncrepro.noise import (
     NOISE_NOT_MEASURED,
-    TREND_Z,
+    TREND_LEVEL,
     Difference,
     Estimate,
+    NoiseTerm,
+    SeedNoise,
     accuracy_estimate,
+    critical_value,
     difference,
     log_estimate,
+    mean_estimate,
     ordering,
     ordering_text,
-    pooled_seed_dof,
-    pooled_seed_sd,
+    pooled_seed_noise,
     seed_sd,
     seed_sd_interval,
     spread,
@@ -23,11 +26,13 @@ from ncrepro.noise import (
 def test_the_one_seed_noise_rule_from_the_expert_read():
     """The worked numbers of the second expert read: a change of spread with one seed on 10,000
     test images at about 75% accuracy has a standard error of about 0.87 points, so the rule
-    calls changes up to about 1.7 points noise (the book once used 1.2)."""
+    calls changes up to about 1.7 points noise (the book once used 1.2). All of that noise is
+    known, so the rule's quantile is the normal one."""
     e = accuracy_estimate([0.75], 10_000)
     change = difference(spread({"a": e, "b": e}), spread({"a": e, "b": e}))
     assert change.se == pytest.approx(2 * math.sqrt(0.75 * 0.25 / 10_000))
-    assert 100 * TREND_Z * change.se == pytest.approx(1.73, abs=0.01)
+    assert change.dof == math.inf
+    assert 100 * change.threshold() == pytest.approx(1.70, abs=0.01)
 
 
 def test_accuracy_estimate_adds_seed_and_test_noise():
@@ -36,8 +41,9 @@ def test_accuracy_estimate_adds_seed_and_test_noise():
     assert e.se == pytest.approx(math.sqrt(0.02 ** 2 / 3 + 0.8 * 0.2 / 10_000))
     one = accuracy_estimate([0.8], 10_000)
     assert one.sd is None and one.se == pytest.approx(0.004)
-    borrowed = accuracy_estimate([0.8], 10_000, assumed_seed_sd=0.02)
+    borrowed = accuracy_estimate([0.8], 10_000, seed_noise=SeedNoise(0.02, 4))
     assert borrowed.se == pytest.approx(math.sqrt(0.02 ** 2 + 0.0016 / 100))
+    assert borrowed.terms == (NoiseTerm(0.02 ** 2, 4, SeedNoise(0.02, 4)),)
     for bad in ([], [1.2], [0.5, float("nan")]):
         with pytest.raises(ValueError):
             accuracy_estimate(bad, 10_000)
@@ -47,9 +53,23 @@ def test_accuracy_estimate_adds_seed_and_test_noise():
 
 def test_seed_sd_and_pooling():
     assert seed_sd([1.0]) is None and seed_sd([1.0, 3.0]) == pytest.approx(math.sqrt(2))
-    # Pooled over (1, 3) and (2, 4, 6): (1*2 + 2*4) / 3 = 10/3.
-    assert pooled_seed_sd([[1.0, 3.0], [2.0, 4.0, 6.0], [7.0]]) == pytest.approx(math.sqrt(10 / 3))
-    assert pooled_seed_sd([[1.0], [2.0]]) is None
+    # Pooled over (1, 3) and (2, 4, 6): (1*2 + 2*4) / 3 = 10/3, on 1 + 2 degrees of freedom.
+    noise = pooled_seed_noise([[1.0, 3.0], [2.0, 4.0, 6.0], [7.0]])
+    assert noise.sd == pytest.approx(math.sqrt(10 / 3)) and noise.dof == 3
+    assert pooled_seed_noise([[1.0], [2.0]]) is None
+    assert pooled_seed_noise(iter([iter([1.0, 2.0])])) == SeedNoise(math.sqrt(0.5), 1)
+    for bad in ({"sd": math.nan, "dof": 2}, {"sd": 1.0, "dof": 0}, {"sd": 1.0, "dof": 2.5}):
+        with pytest.raises(ValueError):
+            SeedNoise(**bad)
+
+
+def test_the_pooled_noise_serves_every_setting_and_the_own_spread_is_still_reported():
+    noise = SeedNoise(0.5, 8)
+    e = mean_estimate([1.0, 3.0], seed_noise=noise)
+    assert e.sd == pytest.approx(math.sqrt(2)) and e.se == pytest.approx(0.5 / math.sqrt(2))
+    own = mean_estimate([1.0, 3.0])
+    assert own.se == pytest.approx(1.0) and own.terms[0].variance == pytest.approx(1.0)
+    assert own.terms[0].dof == 1 and own.terms[0].source is None
 
 
 def test_log_estimate_and_differences_of_orderings():
@@ -91,8 +111,13 @@ def test_one_seed_with_nothing_to_borrow_makes_no_trend():
     labels = {"ce": "CE", "fl": "FL", "mse": "MSE"}
     assert ordering_text({"ce": ce, "fl": fl, "mse": mse}, labels) == "MSE, CE, FL from lowest (noise not measured)"
     # Borrowing a measured seed spread makes the same values judgeable again.
-    borrowed = {k: log_estimate([v], assumed_seed_sd=0.05) for k, v in (("ce", 0.226), ("fl", 0.51), ("mse", 0.0069))}
+    noise = SeedNoise(0.05, 8)
+    borrowed = {k: log_estimate([v], seed_noise=noise) for k, v in (("ce", 0.226), ("fl", 0.51), ("mse", 0.0069))}
     assert ordering_text(borrowed, labels) == "MSE < CE < FL"
+    # The same steps measured against a noise known from one pair of seeds are not trends:
+    # log10(0.51 / 0.226) = 0.35 is 5 standard errors, and 1 degree of freedom asks for 12.7.
+    one_pair = {k: log_estimate([v], seed_noise=SeedNoise(0.05, 1)) for k, v in (("ce", 0.226), ("fl", 0.51))}
+    assert ordering_text(one_pair, labels) == "CE ≈ FL"
     assert Difference(0.02, 0.005).text(".1f", scale=100, unit=" points") == "+2.0 ± 0.5 points"
 
 
@@ -105,9 +130,97 @@ def test_the_interval_of_a_seed_sd_follows_the_chi_square_and_narrows_with_freed
     widths = [seed_sd_interval(1.0, d)[1] - seed_sd_interval(1.0, d)[0] for d in (1, 2, 8, 30)]
     assert widths == sorted(widths, reverse=True) and widths[-1] < 1.0
     assert seed_sd_interval(1.0, 3, level=0.5)[1] < seed_sd_interval(1.0, 3)[1]
-    assert pooled_seed_dof([[1.0, 3.0], [2.0, 4.0, 6.0], [7.0]]) == 3 and pooled_seed_dof([[1.0]]) == 0
+    assert SeedNoise(2.0, 4).interval() == seed_sd_interval(2.0, 4)
     bad_inputs = ({"sd": 1.0, "dof": 0}, {"sd": 1.0, "dof": 1.5}, {"sd": -1.0, "dof": 2},
                   {"sd": 1.0, "dof": 2, "level": 1.0})
     for bad in bad_inputs:
         with pytest.raises(ValueError):
             seed_sd_interval(**bad)
+
+
+def test_critical_value_is_the_student_t_quantile_and_the_normal_one_in_the_limit():
+    from scipy.stats import norm, t
+
+    assert TREND_LEVEL == 0.95
+    for dof in (1, 2, 2.7, 8, 100):
+        assert critical_value(dof) == pytest.approx(t.ppf(0.975, dof))
+    assert critical_value(math.inf) == pytest.approx(norm.ppf(0.975))
+    assert critical_value(1e7) == pytest.approx(critical_value(math.inf), rel=1e-6)
+    assert critical_value(8, 0.5) < critical_value(8) < critical_value(8, 0.99)
+    for bad in ({"dof": 0}, {"dof": -1}, {"dof": math.nan}, {"dof": 3, "level": 0.0}):
+        with pytest.raises(ValueError):
+            critical_value(**bad)
+
+
+def test_degrees_of_freedom_follow_welch_satterthwaite():
+    noise = SeedNoise(0.02, 8)
+    # All of the variance estimated from one pooled source: its own degrees of freedom, however
+    # many estimates share it (they add before counting, not as independent estimates).
+    a, b = mean_estimate([0.70], seed_noise=noise), mean_estimate([0.71, 0.72, 0.73], seed_noise=noise)
+    assert difference(a, b).dof == pytest.approx(8)
+    assert difference(spread({"x": a, "y": b}), spread({"x": b, "y": a})).dof == pytest.approx(8)
+    # A known part (the test set's sampling) raises them: nu * (se^2 / v_seed)^2.
+    acc = accuracy_estimate([0.70], 10_000, seed_noise=noise)
+    known = 0.7 * 0.3 / 10_000
+    d = difference(acc, acc)
+    assert d.dof == pytest.approx(8 * ((2 * known + 2 * 0.02 ** 2) / (2 * 0.02 ** 2)) ** 2)
+    # Two settings' own seeds are independent estimates: Welch's formula.
+    x, y = mean_estimate([1.0, 2.0, 4.0]), mean_estimate([3.0, 3.5])
+    vx, vy = seed_sd([1.0, 2.0, 4.0]) ** 2 / 3, seed_sd([3.0, 3.5]) ** 2 / 2
+    assert difference(x, y).dof == pytest.approx((vx + vy) ** 2 / (vx ** 2 / 2 + vy ** 2 / 1))
+    # No estimated part: infinite; nothing measured: NaN and never a trend.
+    assert Difference(0.1, 0.01).dof == math.inf
+    unmeasured = difference(mean_estimate([1.0]), x)
+    assert math.isnan(unmeasured.dof) and math.isnan(unmeasured.threshold()) and not unmeasured.is_trend()
+
+
+def test_few_degrees_of_freedom_raise_the_threshold():
+    delta, se = 0.05, 0.01  # five standard errors
+    assert Difference(delta, se).is_trend()
+    assert Difference(delta, se, (NoiseTerm(se ** 2, 8),)).is_trend()
+    assert not Difference(delta, se, (NoiseTerm(se ** 2, 1),)).is_trend()
+    assert Difference(delta, se, (NoiseTerm(se ** 2, 1),)).threshold() == pytest.approx(12.706 * se, rel=1e-4)
+    assert Difference(-delta, se, (NoiseTerm(se ** 2, 2),)).direction() == "shrinks"
+
+
+def _false_trend_rate(rule, losses: int, seeds: int, pooled: bool, trials: int = 4000) -> float:
+    """Share of null comparisons (every loss the same, normal seed noise) that ``rule`` calls a
+    trend: loss 0 against loss 1, each a mean over ``seeds``."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    hits = 0
+    for draws in rng.normal(0.0, 1.0, size=(trials, losses, seeds)):
+        groups = [list(g) for g in draws]
+        noise = pooled_seed_noise(groups) if pooled else None
+        a, b = (mean_estimate(g, seed_noise=noise) for g in groups[:2])
+        hits += rule(difference(a, b))
+    return hits / trials
+
+
+def test_the_rule_keeps_false_trends_at_its_level_where_two_standard_errors_do_not():
+    """The reason for the t quantile: with four losses of three seeds (8 pooled degrees of
+    freedom) the old rule of 2 standard errors calls about 8% of differences between identical
+    losses trends; the t rule calls 5%. With each loss's own three seeds (2 degrees of freedom
+    each), 2 standard errors would call about 12%, Welch's rule at most 5%."""
+    exact = _false_trend_rate(Difference.is_trend, 4, 3, pooled=True)
+    two_se = _false_trend_rate(lambda d: abs(d.delta) > 2 * d.se, 4, 3, pooled=True)
+    assert 0.04 < exact < 0.06 and two_se > 0.07
+    welch = _false_trend_rate(Difference.is_trend, 2, 3, pooled=False)
+    two_se_own = _false_trend_rate(lambda d: abs(d.delta) > 2 * d.se, 2, 3, pooled=False)
+    assert welch < 0.06 and two_se_own > 0.09
+
+
+def test_the_rule_text_names_the_threshold_and_its_quantile():
+    known = Difference(-0.01, 0.004)
+    assert known.rule_text(".2f", scale=100, unit=" points") == (
+        "a trend needs more than 0.78 points, 1.96 standard errors by the normal quantile (all of its noise is known)")
+    one = Difference(0.05, 0.01, (NoiseTerm(1e-4, 1),))
+    assert one.rule_text(".3f") == (
+        "a trend needs more than 0.127, 12.71 standard errors by Student’s t on 1 degree of freedom")
+    mixed = Difference(0.05, 0.01, (NoiseTerm(0.5e-4, 4),))
+    assert mixed.rule_text().endswith("Student’s t on 16 degrees of freedom")  # 4 * (1e-4 / 0.5e-4)^2
+    many = Difference(0.05, 0.01, (NoiseTerm(1e-6, 3),))
+    assert many.rule_text().endswith("Student’s t on 30,000 degrees of freedom")
+    assert Difference(0.05, 0.01, (NoiseTerm(0.9e-4, 2),)).rule_text().endswith("on 2.5 degrees of freedom")
+    assert Difference(0.1, math.nan).rule_text() == "no trend can be called (noise not measured)"

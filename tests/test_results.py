@@ -47,7 +47,12 @@ def test_accuracy_grid_on_a_multi_budget_multi_seed_grid():
     assert grid.gap_to(("resnet18", 0.5, 10), "ls") is None
     # Seven groups of three seeds with sd 0.005 and one of two seeds (0, 1) with sd 0.005/sqrt(2),
     # pooled by degrees of freedom.
-    assert grid.seed_sd() == pytest.approx(math.sqrt((14 * 0.005 ** 2 + 0.005 ** 2 / 2) / 15))
+    noise = grid.seed_noise()
+    assert noise.sd == pytest.approx(math.sqrt((14 * 0.005 ** 2 + 0.005 ** 2 / 2) / 15)) and noise.dof == 15
+    # Every estimate uses the pooled noise, whatever its own seeds; it still reports its own sd.
+    two = grid.estimate(("resnet18", 1.0, 40), "mse")
+    assert two.n == 2 and two.sd == pytest.approx(0.005 / math.sqrt(2))
+    assert two.se == pytest.approx(math.sqrt(noise.sd ** 2 / 2 + two.mean * (1 - two.mean) / 10_000))
     # The paper's metric can still be asked for.
     paper = accuracy_grid(results, metric=lambda r: r["summary"]["test_acc_at_best_val"])
     assert paper.mean(("resnet18", 0.5, 10), "ce") == pytest.approx(0.555)
@@ -56,7 +61,7 @@ def test_accuracy_grid_on_a_multi_budget_multi_seed_grid():
 def test_spread_and_its_changes_along_epochs_and_width():
     """The spread is max minus min of the per-loss means; changes pair neighbouring budgets at a
     fixed width and neighbouring widths at a fixed budget, skipping cells that miss a loss; a
-    change is called a trend only beyond TREND_Z standard errors of a difference of two spreads."""
+    change is called a trend only when it passes the noise rule as a difference of two spreads."""
     acc = {  # (width, epochs) -> (ce, mse)
         (0.5, 10): (0.60, 0.66), (0.5, 20): (0.70, 0.72), (0.5, 40): (0.80, 0.805),
         (1.0, 10): (0.65, 0.68), (1.0, 20): (0.75, None),
@@ -80,11 +85,17 @@ def test_spread_and_its_changes_along_epochs_and_width():
     four = math.sqrt(se(0.60) ** 2 + se(0.66) ** 2 + se(0.70) ** 2 + se(0.72) ** 2)
     assert first.change.delta == pytest.approx(-0.04) and first.change.se == pytest.approx(four)
     assert first.direction() == "shrinks" and second.direction() == "within noise"  # 0.02 -> 0.005, se 0.009
-    # 0.06 -> 0.03 with about 0.0095 of noise: a trend at z = 2, not at z = 4.
-    assert third.change.delta == pytest.approx(-0.03)
-    assert third.direction() == "shrinks" and third.direction(z=4) == "within noise"
-    # Training noise borrowed from seeds elsewhere makes the same change noise.
-    assert grid.spread_changes(assumed_seed_sd=0.02)[2].direction() == "within noise"
+    # 0.06 -> 0.03 with about 0.0095 of known noise, 3.2 standard errors: a trend at the 95%
+    # level (1.96), not at 99.9% (3.29).
+    assert third.change.delta == pytest.approx(-0.03) and third.change.dof == math.inf
+    assert third.direction() == "shrinks" and third.direction(level=0.999) == "within noise"
+    # A second seed elsewhere, 0.028 away from the first: every cell takes that seed noise (sd
+    # 0.02 on 1 degree of freedom), and the same change becomes noise.
+    noisy = accuracy_grid(results + [_synthetic_result("resnet18", 0.5, 40, "ce", 1, 0.80 + 0.02 * math.sqrt(2))])
+    assert noisy.seed_noise().sd == pytest.approx(0.02) and noisy.seed_noise().dof == 1
+    change = noisy.spread_changes()[2].change
+    assert change.delta == pytest.approx(-0.03) and change.se == pytest.approx(math.hypot(four, 0.04), rel=0.01)
+    assert 1 < change.dof < 1.2 and noisy.spread_changes()[2].direction() == "within noise"
 
 
 def test_terminal_phase_onset_share_and_threshold():
