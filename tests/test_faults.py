@@ -205,9 +205,13 @@ def test_kill_during_a_write_then_resume_is_exact(tree, tmp_path, target):
     full = tmp_path / "full.json"
     assert main(args(tree, full)) == 0
     out = tmp_path / "cut.json"
-    # A child process that blocks inside the chosen write, so the test can kill it there.
+    # A child process that blocks inside the chosen write, so the test can kill it there. It
+    # trains on this process's thread count: CPU sums depend on it, and OMP_NUM_THREADS in the
+    # environment would otherwise give the child another one than conftest gives this process.
     script = f"""
 import sys, time
+import torch
+torch.set_num_threads({torch.get_num_threads()})
 from ncrepro import _io
 from ncrepro.train import main
 real = _io.atomic_torch_save if {target!r} == "checkpoint" else _io.atomic_write_bytes
