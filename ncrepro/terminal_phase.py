@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .models import ARCHITECTURE_NAMES
-from .noise import Estimate, SeedNoise, ordering_text
+from .noise import Estimate, SeedNoise, ordering, ordering_text
 from .prose import count, join_list, width
 from .results import (
     AccuracyGrid,
@@ -109,6 +109,22 @@ class TerminalPhaseSummary:
             estimates = {loss: e for (ww, loss), e in self.nc["nc1"].items() if ww == w}
             if len(estimates) > 1:
                 out.append(f"{ordering_text(estimates, labels)} at width {width(w)} ({self.seeds_text(w)})")
+        return out
+
+    def nc1_closest_steps(self, labels) -> list[str]:
+        """Per width with two or more losses whose noise is measured, the step of the NC1 ordering
+        nearest to the rule's threshold (smallest ``|delta| / threshold``), the one a reader
+        should doubt first: ``"at width 1/8, CE to FL, 0.351 in log₁₀ NC1 (a trend needs more than
+        0.050, ...)"``."""
+        out = []
+        for w in self.widths:
+            estimates = {loss: e for (ww, loss), e in self.nc["nc1"].items() if ww == w}
+            steps = [(a, b, d) for a, b, d in ordering(estimates) if d.measured]
+            if not steps:
+                continue
+            a, b, d = min(steps, key=lambda step: abs(step[2].delta) / step[2].threshold())
+            out.append(f"at width {width(w)}, {labels.get(a, a)} to {labels.get(b, b)}, "
+                       f"{d.delta:.3f} in log₁₀ NC1 ({d.rule_text('.3f')})")
         return out
 
     def seed_noise_text(self, labels, level: float = 0.95) -> str | None:

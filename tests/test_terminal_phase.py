@@ -65,6 +65,7 @@ def test_a_set_in_progress_says_what_it_has_and_judges_nothing_it_cannot():
     s = summarise_terminal_phase(one_seed, {0.125: {"nc2": 0.5, "nc3": 0.6}})
     assert s.nc1_orderings({"ce": "CE", "fl": "FL", "mse": "MSE"}) == [
         "MSE, CE, FL from lowest (noise not measured) at width 1/8 (1 seed)"]
+    assert s.nc1_closest_steps({}) == []
     e = s.evidence({})
     assert e["losses"] == 3 and e["seed_noise_dof"] == 0 and "ResNet18 at width 1/8 (1 seed)," in e["scale"]
     # A second seed of one loss: a noise level exists (borrowed by the others), the seed count is a range.
@@ -75,6 +76,10 @@ def test_a_set_in_progress_says_what_it_has_and_judges_nothing_it_cannot():
     # That noise rests on 1 degree of freedom, so a step must exceed 12.7 standard errors: CE to FL
     # (log10 0.51/0.24 = 0.33, about 10 of them) is not yet a trend, MSE to CE (about 50) is.
     assert s.nc1_orderings({"ce": "CE", "fl": "FL", "mse": "MSE"}) == ["MSE < CE ≈ FL at width 1/8 (1–2 seeds)"]
+    # sd log10(0.25/0.23)/sqrt(2) = 0.0256; step se sqrt(1/2 + 1) * 0.0256 = 0.0314; 12.71 of them.
+    assert s.nc1_closest_steps({"ce": "CE", "fl": "FL", "mse": "MSE"}) == [
+        "at width 1/8, CE to FL, 0.328 in log₁₀ NC1 (a trend needs more than 0.398, 12.71 standard errors by "
+        "Student’s t on 1 degree of freedom)"]
     # A wider network of one loss alone: it counts for collapse, but not for the spread across
     # losses or for LS against CE, so their scales leave it out.
     s = summarise_terminal_phase(one_seed + [_run(0.25, "mse", 0, fit, [1, 0.1, 0.01, 0.0037], 0.803)],
