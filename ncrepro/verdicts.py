@@ -203,7 +203,9 @@ def equivalent_features(eq: dict) -> Verdict:
             evidence += (" One pair of seeds gives no noise level to judge a difference by; the comparison "
                          "waits for more seeds.")
         elif not alike:
-            evidence += " At this scale the losses do not learn the same features; the claim is about larger networks."
+            apart = [names[k] for k, v in verdicts.items() if v != "as close as seeds"]
+            evidence += (f" At this scale the losses differ by more than seeds do in their {join_list(apart)}, so "
+                         "these networks do not yet learn the same features; the claim is about larger networks.")
     return Verdict(
         claim="All losses produce equivalent features",
         short="Equivalent features",

@@ -117,7 +117,7 @@ def test_one_pair_of_seeds_is_not_read_as_different_features():
     verdicts = score(_chapters(equivalence={"eq_evidence": {"networks": "5 networks", "geometry": NOT_YET_COMPARABLE,
                                                             "agreement": NOT_YET_COMPARABLE}}))
     assert verdicts[5].verdict == "not tested at this scale"
-    assert "no noise level" in verdicts[5].evidence and "do not learn the same features" not in verdicts[5].evidence
+    assert "no noise level" in verdicts[5].evidence and "the same features" not in verdicts[5].evidence
     assert verdicts[5].evidence.startswith("Networks of different losses cannot yet be judged against networks of "
                                            "one loss from different seeds in their class-mean geometry and test "
                                            "predictions: one pair of seeds")
@@ -141,3 +141,19 @@ def test_a_change_of_spread_is_printed_with_its_sign_and_noise():
     v = score(_chapters(**{"real-networks": {"tpt_evidence": shrinking}}))[4]
     assert "From width 1/8 to 1/4 it changes by \u22120.13 ± 0.81 points: within noise." in v.evidence
     assert v.verdict == "not tested at this scale"
+
+
+def test_features_apart_in_one_measure_say_which():
+    verdicts = score(_chapters(equivalence={"eq_evidence": {"networks": "7 networks",
+                                                            "geometry": "further apart than seeds",
+                                                            "agreement": "as close as seeds"}}))
+    v = verdicts[5]
+    assert v.verdict == "not tested at this scale"
+    assert v.evidence == ("Against networks of one loss from different seeds, networks of different losses are "
+                          "further apart than seeds in their class-mean geometry and as close as seeds in their "
+                          "test predictions. At this scale the losses differ by more than seeds do in their "
+                          "class-mean geometry, so these networks do not yet learn the same features; the claim "
+                          "is about larger networks.")
+    alike = score(_chapters(equivalence={"eq_evidence": {"networks": "7 networks", "geometry": "as close as seeds",
+                                                         "agreement": "as close as seeds"}}))[5]
+    assert alike.verdict == "reproduced" and "the same features" not in alike.evidence
