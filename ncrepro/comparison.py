@@ -111,16 +111,17 @@ def network_pairs(results: list[dict], measure: str) -> list[NetworkPair]:
 
 
 NOT_YET_COMPARABLE = "not yet judged against seeds"
-"""The verdict of a comparison whose noise is not measured: one pair of one kind."""
+"""The verdict of a comparison whose noise is not measured: one unit of one kind."""
 
 
 @dataclass(frozen=True)
 class SeedComparison:
     """Networks of different losses against networks of one loss from different seeds, on one
-    measure: the mean over pairs of each kind, and their :class:`~ncrepro.noise.Difference`
-    (between losses minus between seeds). ``verdict`` is ``"as close as seeds"`` when the
-    difference is within noise, else ``"further apart than seeds"`` or ``"closer than seeds"``;
-    :data:`NOT_YET_COMPARABLE` while one kind has a single pair (no noise level to judge by)."""
+    measure: each kind's mean over its independent units (:func:`compare_with_seeds`), and their
+    :class:`~ncrepro.noise.Difference` (between losses minus between seeds). ``verdict`` is
+    ``"as close as seeds"`` when the difference is within noise, else ``"further apart than
+    seeds"`` or ``"closer than seeds"``; :data:`NOT_YET_COMPARABLE` while one kind has a single
+    unit (no noise level to judge by)."""
 
     measure: str
     between_losses: Estimate
@@ -129,16 +130,42 @@ class SeedComparison:
     verdict: str
 
 
+def _independent_units(pairs: list[NetworkPair]) -> tuple[list[float], list[float]]:
+    """The pairs' values averaged over units that share no network: pairs between losses per
+    (setting, seed), and only at seeds where every loss of the setting has a network (so that
+    every unit averages the same pairs of losses); pairs between seeds per (setting, loss)."""
+    losses_of: dict[tuple, set[str]] = {}
+    for p in pairs:
+        losses_of.setdefault(p.setting, set()).update((p.loss_a, p.loss_b))
+    by_seed: dict[tuple, list[float]] = {}
+    by_loss: dict[tuple, list[float]] = {}
+    for p in pairs:
+        if p.kind == "losses":
+            by_seed.setdefault((p.setting, p.seed_a), []).append(p.value)
+        else:
+            by_loss.setdefault((p.setting, p.loss_a), []).append(p.value)
+    every = {s: len(losses) * (len(losses) - 1) // 2 for s, losses in losses_of.items()}
+    between_losses = [sum(v) / len(v) for (s, _), v in by_seed.items() if len(v) == every[s]]
+    between_seeds = [sum(v) / len(v) for v in by_loss.values()]
+    return between_losses, between_seeds
+
+
 def compare_with_seeds(pairs: list[NetworkPair], measure: str, *,
                        level: float = TREND_LEVEL) -> SeedComparison | None:
-    """Compare the between-loss pairs with the between-seed pairs (None when either kind is
-    missing: with one seed there is no yardstick). Each kind's standard error is its sd over
-    pairs / sqrt(pairs), on pairs - 1 degrees of freedom, and the difference is judged at
-    ``level`` on Welch's degrees of freedom. Pairs share networks, so these standard errors are
-    optimistic; the rule is stated with that caveat."""
-    losses = [p.value for p in pairs if p.kind == "losses"]
-    seeds = [p.value for p in pairs if p.kind == "seeds"]
-    if not losses or not seeds:
+    """Compare the networks of different losses with networks of one loss from different seeds
+    (None when either kind is missing, with one seed there is no yardstick, or when no seed has
+    a network of every loss).
+
+    Pairs that share a network are not independent (at a seed with four losses, each network
+    enters three pairs between losses), so each kind is first averaged over independent units:
+    between losses, one unit per seed at which every loss has a network; between seeds, one unit
+    per loss. Each kind's standard error is the sd over its units / sqrt(units), on units - 1
+    degrees of freedom, and their difference is judged at ``level`` on Welch's degrees of freedom
+    (:meth:`ncrepro.noise.Difference.is_trend`)."""
+    if not any(p.kind == "losses" for p in pairs) or not any(p.kind == "seeds" for p in pairs):
+        return None
+    losses, seeds = _independent_units(pairs)
+    if not losses:  # no seed has every loss yet: no unit to set beside the yardstick
         return None
     a, b = mean_estimate(losses), mean_estimate(seeds)
     d = difference(b, a)

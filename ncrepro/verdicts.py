@@ -180,6 +180,12 @@ def equal_accuracy(real: dict) -> Verdict:
     )
 
 
+# Why a comparison with the seed yardstick is not judged yet (ncrepro.comparison.compare_with_seeds).
+_ONE_UNIT = ("each side needs two independent units (seeds at which every loss has a network; losses with "
+             "two or more seeds) for a noise level to judge a difference by, and one side has one; the "
+             "comparison waits for more seeds.")
+
+
 def equivalent_features(eq: dict) -> Verdict:
     (e,) = _need(eq, "equivalence", "eq_evidence")
     verdicts = {k: e[k] for k in ("geometry", "agreement") if e.get(k)}
@@ -190,8 +196,7 @@ def equivalent_features(eq: dict) -> Verdict:
         verdict = "not tested at this scale"
     elif all(v == NOT_YET_COMPARABLE for v in verdicts.values()):
         evidence = ("Networks of different losses cannot yet be judged against networks of one loss from "
-                    f"different seeds in their {join_list(names[k] for k in verdicts)}: one pair of seeds gives "
-                    "no noise level to judge a difference by; the comparison waits for more seeds.")
+                    f"different seeds in their {join_list(names[k] for k in verdicts)}: {_ONE_UNIT}")
         verdict = "not tested at this scale"
     else:
         evidence = ("Against networks of one loss from different seeds, networks of different losses are "
@@ -200,8 +205,7 @@ def equivalent_features(eq: dict) -> Verdict:
         alike = all(v == "as close as seeds" for v in verdicts.values())
         verdict = "reproduced" if alike and len(verdicts) == 2 else "not tested at this scale"
         if any(v == NOT_YET_COMPARABLE for v in verdicts.values()):
-            evidence += (" One pair of seeds gives no noise level to judge a difference by; the comparison "
-                         "waits for more seeds.")
+            evidence += " " + _ONE_UNIT[0].upper() + _ONE_UNIT[1:]
         elif not alike:
             apart = [names[k] for k, v in verdicts.items() if v != "as close as seeds"]
             evidence += (f" At this scale the losses differ by more than seeds do in their {join_list(apart)}, so "

@@ -87,3 +87,24 @@ def test_few_pairs_are_judged_on_their_degrees_of_freedom():
     assert d.delta == pytest.approx(-0.045) and 4 < abs(d.delta) / d.se < 5 and 1 < d.dof < 1.5
     assert cmp.verdict == "as close as seeds"
     assert compare_with_seeds(pairs, "agreement", level=0.5).verdict == "further apart than seeds"
+
+
+def test_pairs_that_share_networks_are_averaged_into_independent_units():
+    """Between losses, one unit per seed at which every loss has a network (the mean of its pairs);
+    between seeds, one unit per loss (the mean of that loss's pairs of seeds)."""
+    setting = ("resnet18", 0.125, 100)
+    losses = [("ce", "ls", 0.1), ("ce", "mse", 0.3), ("ls", "mse", 0.2)]
+    pairs = [NetworkPair("losses", setting, a, b, 0, 0, v) for a, b, v in losses]
+    pairs += [NetworkPair("losses", setting, "ce", "ls", 1, 1, 0.12)]  # seed 1 has no MSE network: left out
+    pairs += [NetworkPair("losses", setting, a, b, 2, 2, v + (0.06 if b == "mse" and a == "ls" else 0.0))
+              for a, b, v in losses]
+    pairs += [NetworkPair("seeds", setting, "ce", "ce", a, b, v)
+              for a, b, v in ((0, 1, 0.05), (0, 2, 0.07), (1, 2, 0.06))]
+    pairs += [NetworkPair("seeds", setting, "ls", "ls", 0, 1, 0.04)]
+    cmp = compare_with_seeds(pairs, "geometry")
+    assert cmp.between_losses.n == 2 and cmp.between_losses.mean == pytest.approx((0.2 + 0.22) / 2)
+    assert cmp.between_seeds.n == 2 and cmp.between_seeds.mean == pytest.approx((0.06 + 0.04) / 2)
+    assert cmp.difference.dof == pytest.approx(2.0)  # two units of equal spread on each side: Welch gives 2
+    # Only one seed with every loss: no noise level on that side yet, whatever the number of pairs.
+    one = compare_with_seeds([p for p in pairs if p.seed_a != 2 or p.kind == "seeds"], "geometry")
+    assert one.between_losses.n == 1 and one.verdict == NOT_YET_COMPARABLE

@@ -117,10 +117,19 @@ def test_one_pair_of_seeds_is_not_read_as_different_features():
     verdicts = score(_chapters(equivalence={"eq_evidence": {"networks": "5 networks", "geometry": NOT_YET_COMPARABLE,
                                                             "agreement": NOT_YET_COMPARABLE}}))
     assert verdicts[5].verdict == "not tested at this scale"
-    assert "no noise level" in verdicts[5].evidence and "the same features" not in verdicts[5].evidence
-    assert verdicts[5].evidence.startswith("Networks of different losses cannot yet be judged against networks of "
-                                           "one loss from different seeds in their class-mean geometry and test "
-                                           "predictions: one pair of seeds")
+    assert "noise level" in verdicts[5].evidence and "the same features" not in verdicts[5].evidence
+    assert verdicts[5].evidence == ("Networks of different losses cannot yet be judged against networks of one "
+                                    "loss from different seeds in their class-mean geometry and test predictions: "
+                                    "each side needs two independent units (seeds at which every loss has a "
+                                    "network; losses with two or more seeds) for a noise level to judge a "
+                                    "difference by, and one side has one; the comparison waits for more seeds.")
+    mixed = score(_chapters(equivalence={"eq_evidence": {"networks": "5 networks", "geometry": NOT_YET_COMPARABLE,
+                                                         "agreement": "as close as seeds"}}))[5]
+    assert mixed.verdict == "not tested at this scale"
+    assert mixed.evidence.endswith("not yet judged in their class-mean geometry and as close as seeds in their "
+                                   "test predictions. Each side needs two independent units (seeds at which every "
+                                   "loss has a network; losses with two or more seeds) for a noise level to judge "
+                                   "a difference by, and one side has one; the comparison waits for more seeds.")
 
 
 def test_a_partial_spread_says_how_many_losses_and_which_noise():
