@@ -171,14 +171,14 @@ def pooled_seed_noise(groups) -> SeedNoise | None:
     return SeedNoise(math.sqrt(num / dof), dof) if dof else None
 
 
-def _seed_term(values: list[float], seed_noise: SeedNoise | None) -> tuple[float | None, NoiseTerm | None]:
-    """The seed-to-seed standard deviation behind a mean of ``values`` and its part of the mean's
-    variance: the pooled ``seed_noise`` where given, else the values' own (None with one)."""
+def _seed_term(values: list[float], seed_noise: SeedNoise | None) -> NoiseTerm | None:
+    """The seed noise's part of the variance of a mean of ``values``: from the pooled
+    ``seed_noise`` where given, else from the values' own spread (None with one value)."""
     n = len(values)
     if seed_noise is not None:
-        return seed_noise.sd, NoiseTerm(seed_noise.sd ** 2 / n, seed_noise.dof, seed_noise)
+        return NoiseTerm(seed_noise.sd ** 2 / n, seed_noise.dof, seed_noise)
     sd = seed_sd(values)
-    return sd, None if sd is None else NoiseTerm(sd ** 2 / n, n - 1)
+    return None if sd is None else NoiseTerm(sd ** 2 / n, n - 1)
 
 
 def seed_sd_interval(sd: float, dof: int, level: float = 0.95) -> tuple[float, float]:
@@ -227,7 +227,7 @@ def accuracy_estimate(accuracies, test_images: int, *, seed_noise: SeedNoise | N
         raise ValueError(f"test_images must be a positive integer, got {test_images}")
     n = len(values)
     mean = sum(values) / n
-    _, term = _seed_term(values, seed_noise)
+    term = _seed_term(values, seed_noise)
     var = mean * (1.0 - mean) / test_images + (0.0 if term is None else term.variance)
     return Estimate(mean, math.sqrt(var), n, seed_sd(values), () if term is None else (term,))
 
@@ -243,7 +243,7 @@ def mean_estimate(values, *, seed_noise: SeedNoise | None = None) -> Estimate:
     values = [float(v) for v in values]
     if not values:
         raise ValueError("mean_estimate needs at least one value")
-    _, term = _seed_term(values, seed_noise)
+    term = _seed_term(values, seed_noise)
     se = math.nan if term is None else math.sqrt(term.variance)
     return Estimate(sum(values) / len(values), se, len(values), seed_sd(values), () if term is None else (term,))
 
