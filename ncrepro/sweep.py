@@ -13,6 +13,7 @@ sweeps, local workers or SLURM array tasks can share one protocol.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import math
@@ -34,7 +35,15 @@ from .data import DataSplits, load_dataset, make_splits
 from .locks import DEFAULT_LOCK_EXPIRY_HOURS, LockHeld, RunLock, check_expiry
 from .protocol import load_protocol, ordered_runs, protocol_runs, results_folder
 from .results import finished_result, load_results, training_seconds
-from .train import DeadlineReached, Throughput, TrainConfig, check_result, differing_settings, measure_throughput
+from .train import (
+    DeadlineReached,
+    Throughput,
+    TrainConfig,
+    check_result,
+    differing_settings,
+    measure_throughput,
+    training_precision,
+)
 
 __all__ = [
     "run_protocol",
@@ -123,12 +132,24 @@ def run_protocol(name_or_path: str, *, results_dir: Path | None = None, device: 
         torch.set_num_threads(int(proto["threads"]))
     runs = ordered_runs(proto)
     _check_outputs(out_dir)
+    for name, config in runs:
+        if device:
+            config.device = device
+        try:
+            pending = finished_result(out_dir / f"{name}.json", config) is None
+        except ValueError:  # a damaged result: the loop below records it
+            pending = False
+        if pending:
+            # A machine that cannot train the protocol's runs (bf16 asked of a CPU without it) is
+            # refused before anything starts, rather than recorded as every run's failure.
+            try:
+                training_precision(config)
+            except ValueError as err:
+                raise ValueError(f"{proto['name']}: this machine cannot train {name}: {err}") from None
     report = SweepReport()
     splits_cache = _SplitCache()
     rates: dict[tuple, Throughput] = {}
     for i, (name, config) in enumerate(runs, 1):
-        if device:
-            config.device = device
         if compile:
             config.compile = compile
         tag = f"[{i}/{len(runs)}] {name}"
@@ -414,6 +435,11 @@ def _check_environment(proto: dict, device: str | None) -> str:
         path = resolve_data_path(data)
         if not path.exists():
             raise ValueError(f"dataset {data!r} not found (a pack is made with: python -m ncrepro.data pack SRC DEST)")
+    for name, config in protocol_runs(proto):
+        try:
+            training_precision(dataclasses.replace(config, device=dev))
+        except ValueError as err:
+            raise ValueError(f"{proto['name']}: this machine cannot train {name}: {err}") from None
     where = torch.cuda.get_device_name(0) if dev.startswith("cuda") else f"cpu, {torch.get_num_threads()} threads"
     return (f"ok: torch {torch.__version__}, {where}; protocol {proto['name']} ({len(protocol_runs(proto))} runs); "
             f"data {', '.join(datasets)}")

@@ -291,19 +291,21 @@ def cpu_has_native_bf16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
-def training_precision(config: TrainConfig, device: torch.device) -> str:
-    """``bf16`` or ``fp32``: what ``config.precision`` means on ``device``.
+def training_precision(config: TrainConfig, device: torch.device | None = None) -> str:
+    """``bf16`` or ``fp32``: what ``config.precision`` means on ``device`` (default: the config's
+    own device, resolved on this machine).
 
     Raises:
         ValueError: bf16 asked for on a CPU without native bfloat16 (see
             :func:`cpu_has_native_bf16`); the message says to use fp32.
     """
+    device = _resolve_device(config.device) if device is None else device
     if config.precision == "auto":
         return "bf16" if device.type == "cuda" else "fp32"
     if config.precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
-        raise ValueError("precision bf16: this CPU has no native bfloat16 (AVX512-BF16 or AMX), so its results "
-                         "would differ from those of the machines this run is defined on; use --precision fp32 "
-                         "(a different run) or another machine")
+        raise ValueError("precision bf16: this CPU has no native bfloat16 (AVX512-BF16 or AMX); emulated, it "
+                         "trains about 10x slower than float32 and rounds differently from the machines this run "
+                         "is defined on; train with precision fp32 (a different run) or on a machine that has it")
     return config.precision
 
 

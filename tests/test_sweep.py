@@ -80,6 +80,32 @@ def test_results_folder_is_checked_before_training(tmp_path, capsys):
     assert "cannot write results" in capsys.readouterr().err
 
 
+def test_a_cpu_without_bf16_is_refused_before_anything_trains(tmp_path, monkeypatch, capsys):
+    """A bf16 protocol on a CPU without native bfloat16: --check and the sweep each say so in one
+    line and exit non-zero, and nothing is trained or recorded as a run's failure; once the pending
+    runs are done elsewhere, the same machine can still list and import them."""
+    import ncrepro.train as train_mod
+
+    tree = make_image_folder(tmp_path / "tree", train_per_class=8, test_per_class=2)
+    proto = write_protocol(tmp_path / "tiny.json", tree, grid={"loss": ["ce"]})
+    data = json.loads(proto.read_text())
+    data["base"]["precision"] = "bf16"
+    proto.write_text(json.dumps(data))
+    out = tmp_path / "results"
+    monkeypatch.setattr(train_mod, "cpu_has_native_bf16", lambda: False)
+    assert sweep.main([str(proto), "--check"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no native bfloat16" in err and "precision fp32" in err and len(err.splitlines()) == 1
+    assert sweep.main([str(proto), "--results-dir", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "cannot train resnet18-w0.0625-e2-ce-s0" in err and len(err.splitlines()) == 1
+    assert not out.exists() or not any(out.rglob("*"))
+    # fp32 on the same machine is not affected.
+    data["base"]["precision"] = "fp32"
+    proto.write_text(json.dumps(data))
+    assert sweep.main([str(proto), "--check"]) == 0
+
+
 def test_budget_skips_what_does_not_fit_and_stops_at_epoch_boundaries(tmp_path, monkeypatch):
     tree = make_image_folder(tmp_path / "tree", train_per_class=8, test_per_class=2)
     proto = write_protocol(tmp_path / "tiny.json", tree, grid={"epochs": [6, 1], "loss": ["ce"]})
