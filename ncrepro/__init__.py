@@ -12,7 +12,8 @@ The public API, re-exported explicitly:
   :mod:`ncrepro.sweep`;
 * reading them: :mod:`ncrepro.noise` (standard errors over seeds and test images, the rule that
   calls a difference a trend, the seed noise and how well a few seeds know it),
-  :mod:`ncrepro.terminal_phase`, :mod:`ncrepro.comparison` and :mod:`ncrepro.verdicts`.
+  :mod:`ncrepro.terminal_phase`, :mod:`ncrepro.twins` (runs that differ in one setting),
+  :mod:`ncrepro.comparison` and :mod:`ncrepro.verdicts`.
 """
 
 from ._version import __version__

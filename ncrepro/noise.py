@@ -41,6 +41,7 @@ __all__ = [
     "mean_estimate",
     "log_estimate",
     "difference",
+    "mean_difference",
     "spread",
     "ordering",
     "ordering_text",
@@ -362,6 +363,26 @@ def difference(before, after) -> Difference:
     a = getattr(before, value[type(before)])
     b = getattr(after, value[type(after)])
     return Difference(b - a, math.hypot(before.se, after.se), before.terms + after.terms)
+
+
+def mean_difference(differences) -> Difference:
+    """The mean of independent differences (of different networks), with standard error
+    ``sqrt(sum se_i^2) / k``; their estimated parts scale alike, so parts of one seed-noise
+    estimate still count once in the degrees of freedom.
+
+    >>> noise = SeedNoise(0.01, 3)
+    >>> ds = [Difference(0.02, 0.01, (NoiseTerm(1e-4, 3, noise),)), Difference(0.0, 0.01, (NoiseTerm(1e-4, 3, noise),))]
+    >>> m = mean_difference(ds)
+    >>> round(m.delta, 3), round(m.se, 5), m.dof
+    (0.01, 0.00707, 3.0)
+    """
+    differences = list(differences)
+    if not differences:
+        raise ValueError("mean_difference needs at least one difference")
+    k = len(differences)
+    terms = tuple(NoiseTerm(t.variance / k ** 2, t.dof, t.source) for d in differences for t in d.terms)
+    se = math.sqrt(sum(d.se ** 2 for d in differences)) / k
+    return Difference(sum(d.delta for d in differences) / k, se, terms)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import json
 import math
 import statistics
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from .losses import LOSSES
@@ -51,6 +52,7 @@ __all__ = [
     "accuracy_grid",
     "final_value",
     "metric_estimates",
+    "metric_seed_noise",
     "SeedBand",
     "seed_band",
     "scale_text",
@@ -235,6 +237,11 @@ class AccuracyGrid:
         """Seed-to-seed standard deviation pooled over every (cell, loss) with two or more seeds,
         with its degrees of freedom (None while no setting has two seeds). Every estimate of the
         grid uses it, whatever its own number of seeds (:mod:`ncrepro.noise`)."""
+        return self._pooled_noise
+
+    @cached_property
+    def _pooled_noise(self) -> SeedNoise | None:
+        # Pooled once per grid: every estimate, spread and change of spread reads it.
         return pooled_seed_noise(self.values.values())
 
     def seeded(self) -> list[tuple[tuple, str, int]]:
@@ -367,6 +374,21 @@ def metric_estimates(results: list[dict], key: str, *, by: tuple[str, ...] = ("w
     group's standard error uses the seed-to-seed spread pooled over the groups with two or more
     seeds, on the same scale (:func:`ncrepro.noise.pooled_seed_noise`); with none, no group's
     noise is measured but that of a group with its own seeds."""
+    groups = _final_values(results, key, by, log)
+    noise = _pooled(groups, log)
+    estimate = log_estimate if log else mean_estimate
+    return {group_key: estimate(values, seed_noise=noise) for group_key, values in groups.items()}
+
+
+def metric_seed_noise(results: list[dict], key: str, *, by: tuple[str, ...] = ("width", "loss"),
+                      log: bool = True) -> SeedNoise | None:
+    """The seed-to-seed standard deviation of the final ``key`` (of its ``log10`` with
+    ``log=True``) pooled over the groups (``by`` settings) with two or more seeds: the noise
+    :func:`metric_estimates` gives every group; None while no group has two seeds."""
+    return _pooled(_final_values(results, key, by, log), log)
+
+
+def _final_values(results: list[dict], key: str, by: tuple[str, ...], log: bool) -> dict[tuple, list[float]]:
     groups = {}
     for group_key, group in group_results(results, by).items():
         values = [v for v in (final_value(r, key) for r in group) if v is not None]
@@ -374,10 +396,12 @@ def metric_estimates(results: list[dict], key: str, *, by: tuple[str, ...] = ("w
             groups[group_key] = values
     if log and not all(v > 0 and math.isfinite(v) for values in groups.values() for v in values):
         raise ValueError(f"{key} on a log scale needs positive finite final values")
+    return groups
+
+
+def _pooled(groups: dict[tuple, list[float]], log: bool) -> SeedNoise | None:
     scale = math.log10 if log else float
-    noise = pooled_seed_noise([scale(v) for v in values] for values in groups.values())
-    estimate = log_estimate if log else mean_estimate
-    return {group_key: estimate(values, seed_noise=noise) for group_key, values in groups.items()}
+    return pooled_seed_noise([scale(v) for v in values] for values in groups.values())
 
 
 @dataclass(frozen=True)

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import re
 
@@ -7,7 +8,8 @@ from ncrepro import protocol, sweep
 
 
 def test_shipped_protocols_load():
-    for name in ("book-cpu", "book-cpu-narrow", "cifar10-cpu", "cifar10-tpt", "book-gpu", "paper-cifar10", "smoke"):
+    for name in ("book-cpu", "book-cpu-narrow", "cifar10-cpu", "cifar10-tpt", "cifar10-tpt-fp32", "book-gpu",
+                 "paper-cifar10", "smoke"):
         proto = protocol.load_protocol(name)
         assert protocol.protocol_runs(proto)
     assert len(protocol.protocol_runs(protocol.load_protocol("paper-cifar10"))) == 4 * 4 * 4 * 3
@@ -158,6 +160,20 @@ def test_terminal_phase_protocol_is_the_issue_grid():
     assert sorted({(c.width, c.seed) for c in configs}) == [(0.125, 0), (0.125, 1), (0.125, 2), (0.25, 0)]
     assert {c.loss for c in configs} == {"ce", "ls", "fl", "mse"}
     assert [(c.width, c.seed) for c in configs[:8]] == [(0.125, 0)] * 4 + [(0.25, 0)] * 4
+
+
+def test_the_precision_control_twins_the_terminal_phase_runs_at_width_one_eighth_seed_zero():
+    """cifar10-tpt-fp32 holds the runs of cifar10-tpt at width 1/8 with seed 0, equal in every
+    setting but the precision (so that an edit of one protocol and not the other fails here),
+    MSE first: the loss whose bfloat16 runs do not fit."""
+    control = protocol.ordered_runs(protocol.load_protocol("cifar10-tpt-fp32"))
+    main = {c.loss: c for _, c in protocol.protocol_runs(protocol.load_protocol("cifar10-tpt"))
+            if (c.width, c.seed) == (0.125, 0)}
+    assert [c.loss for _, c in control] == ["mse", "ce", "fl", "ls"]
+    for _, config in control:
+        assert config.precision == "fp32" and main[config.loss].precision == "bf16"
+        twin = dataclasses.replace(config, precision="bf16")
+        assert protocol.run_identity(twin) == protocol.run_identity(main[config.loss])
 
 
 def test_grid_text_describes_the_terminal_phase_grid_by_width():

@@ -1,0 +1,164 @@
+"""Twin runs: networks trained alike but for one setting, compared against the seed noise.
+
+A twin of a run is the same run (same data, network, loss, seed and schedule) with one setting
+changed, for instance trained in float32 instead of bfloat16 (the precision control of the
+terminal-phase protocol). Two twins are not two draws of one experiment: they start from the
+same weights and see the same batches, and they part only through the changed setting, whose
+rounding differences grow chaotically over training. So the question a twin answers is whether
+the changed setting moves a result further than a change of seed does: each twin's difference
+is judged by the rule of :mod:`ncrepro.noise` with the reference set's pooled seed-to-seed
+noise on both sides, as if the twins were two seeds. A setting that matters no more than a seed
+passes; one that matters more shows as a trend.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .noise import Difference, accuracy_estimate, difference, log_estimate, mean_difference
+from .results import accuracy_grid, final_value, metric_seed_noise, terminal_phase_onset
+from .train import EXECUTION_SETTINGS
+
+__all__ = ["Twin", "TwinComparison", "twin_pairs", "compare_twins"]
+
+
+def twin_pairs(reference: list[dict], others: list[dict], setting: str) -> list[tuple[dict, dict]]:
+    """``(reference run, its twin)`` for every run of ``others`` whose config equals one of
+    ``reference`` in everything but ``setting`` (and the execution settings: device, compile),
+    in the order of ``others``.
+
+    Raises:
+        ValueError: a run of ``others`` has the same ``setting`` as its match (not a twin), or
+            matches two reference runs.
+    """
+    def key(result: dict) -> str:
+        config = result["config"]
+        return repr(sorted((k, v) for k, v in config.items() if k != setting and k not in EXECUTION_SETTINGS))
+
+    by_key: dict[str, list[dict]] = {}
+    for r in reference:
+        by_key.setdefault(key(r), []).append(r)
+    pairs = []
+    for other in others:
+        matches = by_key.get(key(other), [])
+        if len(matches) > 1:
+            raise ValueError(f"{other.get('run', 'a run')}: matches {len(matches)} reference runs")
+        if not matches:
+            continue
+        if matches[0]["config"].get(setting) == other["config"].get(setting):
+            raise ValueError(f"{other.get('run', 'a run')}: has the same {setting} as its reference run, "
+                             f"{other['config'].get(setting)!r}; a twin differs in it")
+        pairs.append((matches[0], other))
+    return pairs
+
+
+@dataclass(frozen=True)
+class Twin:
+    """One reference run and its twin, which differs from it in ``setting``: ``accuracy`` is the
+    twin's final test accuracy minus the reference's, ``nc1`` the same of ``log10`` final NC1 (on
+    the training features), each with the noise of two seeds (:mod:`ncrepro.noise`)."""
+
+    setting: str
+    reference: dict
+    other: dict
+    accuracy: Difference
+    nc1: Difference
+
+    @property
+    def loss(self) -> str:
+        return self.reference["config"]["loss"]
+
+    @property
+    def onsets(self) -> tuple[int | None, int | None]:
+        """The terminal-phase onset of the reference and of the twin (None: not fitted at the end)."""
+        return terminal_phase_onset(self.reference), terminal_phase_onset(self.other)
+
+    def text(self, labels, names) -> str:
+        """One twin as a reader reads it: how each side fits the training set, then the twin's
+        final test accuracy and NC1 against the reference's, each with its noise and verdict.
+        ``labels`` names losses, ``names`` the values of the changed setting."""
+        setting = self.setting
+        ref_name = names.get(self.reference["config"][setting], self.reference["config"][setting])
+        other_name = names.get(self.other["config"][setting], self.other["config"][setting])
+        fits = [f"{name} {_fit_text(run)}" for name, run in ((other_name, self.other), (ref_name, self.reference))]
+        nc1 = self.nc1
+        return (f"{labels.get(self.loss, self.loss)}, seed {self.reference['config']['seed']}: "
+                f"{fits[0]}, {fits[1]}; final test accuracy {other_name} minus {ref_name} "
+                f"{self.accuracy.text('.2f', scale=100, unit=' points')} "
+                f"({_verdict(self.accuracy, '.2f', scale=100, unit=' points')}); final NC1 {_factor(nc1.delta)} in "
+                f"{other_name}, {nc1.text('.3f')} in log₁₀ NC1 ({_verdict(nc1, '.3f')})")
+
+
+@dataclass(frozen=True)
+class TwinComparison:
+    """Every twin of a set, and the mean of their differences (the setting's average effect:
+    one test, however many twins)."""
+
+    setting: str
+    twins: list[Twin]
+    mean_accuracy: Difference | None
+    mean_nc1: Difference | None
+
+    def text(self, labels, names) -> str:
+        """Every twin's :meth:`Twin.text` as a sentence, then, with two twins or more, the mean
+        of their differences (one test of the setting's average effect); ``""`` with none."""
+        sentences = [twin.text(labels, names) + "." for twin in self.twins]
+        if len(self.twins) > 1:
+            first = self.twins[0]
+            ref_name = names.get(first.reference["config"][self.setting], first.reference["config"][self.setting])
+            other_name = names.get(first.other["config"][self.setting], first.other["config"][self.setting])
+            acc, nc1 = self.mean_accuracy, self.mean_nc1
+            sentences.append(
+                f"Over the {len(self.twins)} twins, {other_name} minus {ref_name} on average: final test accuracy "
+                f"{acc.text('.2f', scale=100, unit=' points')} ({_verdict(acc, '.2f', scale=100, unit=' points')}), "
+                f"log₁₀ NC1 {nc1.text('.3f')} ({_verdict(nc1, '.3f')}).")
+        return " ".join(sentences)
+
+
+def compare_twins(reference: list[dict], others: list[dict], setting: str) -> TwinComparison:
+    """Pair ``others`` with their twins in ``reference`` (:func:`twin_pairs`) and set each pair's
+    differences against the seed-to-seed noise pooled over the whole reference set: of the final
+    test accuracy (with the test set's binomial noise of each network) and of ``log10`` final NC1.
+    Where the reference set has no two seeds of one setting the noise is not measured, and no
+    difference can be a trend (:attr:`ncrepro.noise.Difference.measured`)."""
+    pairs = twin_pairs(reference, others, setting)
+    grid = accuracy_grid(reference)
+    accuracy_noise = grid.seed_noise()
+    nc1_noise = metric_seed_noise(reference, "nc1")
+    twins = []
+    for ref, other in pairs:
+        accuracy = difference(
+            accuracy_estimate([ref["summary"]["final_test_acc"]], grid.test_images, seed_noise=accuracy_noise),
+            accuracy_estimate([other["summary"]["final_test_acc"]], grid.test_images, seed_noise=accuracy_noise))
+        if accuracy_noise is None:
+            # The test set's binomial term alone would understate the noise of two networks.
+            accuracy = Difference(accuracy.delta, math.nan)
+        nc1 = difference(log_estimate([final_value(ref, "nc1")], seed_noise=nc1_noise),
+                         log_estimate([final_value(other, "nc1")], seed_noise=nc1_noise))
+        twins.append(Twin(setting, ref, other, accuracy, nc1))
+    return TwinComparison(
+        setting, twins,
+        mean_difference(t.accuracy for t in twins) if twins else None,
+        mean_difference(t.nc1 for t in twins) if twins else None)
+
+
+def _fit_text(result: dict) -> str:
+    onset = terminal_phase_onset(result)
+    if onset is not None:
+        return f"fitted from epoch {onset}"
+    return f"not fitted ({100 * final_value(result, 'clean_train_acc'):.2f}% at the end)"
+
+
+def _factor(log_delta: float) -> str:
+    """``"1.75 times lower"`` for a change of ``log10`` by -0.243."""
+    ratio = 10 ** abs(log_delta)
+    return f"{ratio:.2f} times {'lower' if log_delta < 0 else 'higher'}"
+
+
+def _verdict(d: Difference, fmt: str, *, scale: float = 1.0, unit: str = "") -> str:
+    """The rule's reading of a twin difference, with what a trend would have needed."""
+    if not d.measured:
+        return d.direction()
+    reading = "further apart than two seeds" if d.is_trend() else "within the noise of two seeds"
+    return f"{reading}; {d.rule_text(fmt, scale=scale, unit=unit)}"

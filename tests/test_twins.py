@@ -1,0 +1,96 @@
+import math
+
+import pytest
+from scipy.stats import t as student_t
+
+from ncrepro.noise import pooled_seed_noise
+from ncrepro.twins import compare_twins, twin_pairs
+
+
+def _run(loss, seed, test_acc, nc1, precision="bf16", fit=(0.9, 1.0, 1.0), device="cpu"):
+    epochs = [{"epoch": i + 1, "clean_train_acc": a, "nc1": nc1, "test_acc": test_acc} for i, a in enumerate(fit)]
+    return {"run": f"{loss}-s{seed}-{precision}",
+            "config": {"arch": "resnet18", "width": 0.125, "epochs": len(fit), "loss": loss, "seed": seed,
+                       "precision": precision, "device": device, "compile": "default"},
+            "summary": {"final_test_acc": test_acc},
+            "provenance": {"dataset": {"train_size": 45_000, "test_size": 10_000}},
+            "epochs": epochs}
+
+
+REFERENCE = [_run("ce", 0, 0.775, 0.23), _run("ce", 1, 0.777, 0.22), _run("mse", 0, 0.774, 0.007),
+             _run("mse", 1, 0.780, 0.008, fit=(0.9, 0.99, 0.997))]
+
+
+def test_twins_pair_on_everything_but_the_setting_and_the_machine():
+    twin = _run("mse", 0, 0.779, 0.006, precision="fp32", device="cuda")
+    stranger = _run("fl", 0, 0.77, 0.5, precision="fp32")
+    assert twin_pairs(REFERENCE, [twin, stranger], "precision") == [(REFERENCE[2], twin)]
+    with pytest.raises(ValueError, match="same precision"):
+        twin_pairs(REFERENCE, [_run("mse", 0, 0.77, 0.006)], "precision")
+    with pytest.raises(ValueError, match="matches 2 reference runs"):
+        twin_pairs(REFERENCE + [_run("ce", 0, 0.7, 0.2, precision="fp16")], [_run("ce", 0, 0.7, 0.2, "fp32")],
+                   "precision")
+
+
+def test_a_twin_difference_has_the_noise_of_two_seeds():
+    twin = _run("mse", 0, 0.785, 0.004, precision="fp32")
+    comparison = compare_twins(REFERENCE, [twin], "precision")
+    (pair,) = comparison.twins
+    assert pair.loss == "mse" and pair.onsets == (2, 2)
+    noise = pooled_seed_noise([[0.775, 0.777], [0.774, 0.780]])
+    binomial = 0.774 * 0.226 / 10_000 + 0.785 * 0.215 / 10_000
+    assert pair.accuracy.delta == pytest.approx(0.011)
+    assert pair.accuracy.se == pytest.approx(math.sqrt(2 * noise.sd ** 2 + binomial))
+    # Welch-Satterthwaite: the seed part (2 sd^2, one estimate on 2 dof) against the known binomial.
+    assert pair.accuracy.dof == pytest.approx(pair.accuracy.se ** 4 * noise.dof / (2 * noise.sd ** 2) ** 2)
+    k = student_t.ppf(0.975, pair.accuracy.dof)
+    assert pair.accuracy.threshold() == pytest.approx(k * pair.accuracy.se) and 0.011 < k * pair.accuracy.se
+    log_noise = pooled_seed_noise([[math.log10(0.23), math.log10(0.22)], [math.log10(0.007), math.log10(0.008)]])
+    assert pair.nc1.delta == pytest.approx(math.log10(0.004 / 0.007))
+    assert pair.nc1.se == pytest.approx(math.sqrt(2) * log_noise.sd) and pair.nc1.dof == pytest.approx(2)
+    # A factor of 1.75 in NC1 is beyond two seeds' noise; 1.1 points of accuracy are not.
+    assert pair.nc1.is_trend() and not pair.accuracy.is_trend()
+
+
+def test_the_mean_over_twins_is_one_test():
+    twins = [_run("ce", 0, 0.780, 0.2, precision="fp32"), _run("mse", 0, 0.776, 0.007, precision="fp32")]
+    comparison = compare_twins(REFERENCE, twins, "precision")
+    a, b = (t.accuracy for t in comparison.twins)
+    assert comparison.mean_accuracy.delta == pytest.approx((a.delta + b.delta) / 2)
+    assert comparison.mean_accuracy.se == pytest.approx(math.hypot(a.se, b.se) / 2)
+    # The seed parts, one estimate, count once: (2 sd^2 + 2 sd^2) / 4 on the pooled 2 dof.
+    noise = pooled_seed_noise([[0.775, 0.777], [0.774, 0.780]])
+    assert comparison.mean_accuracy.dof == pytest.approx(comparison.mean_accuracy.se ** 4 * 2 / noise.sd ** 4)
+
+
+def test_without_seed_noise_no_twin_difference_is_judged():
+    one_seed = [REFERENCE[0], REFERENCE[2]]
+    comparison = compare_twins(one_seed, [_run("ce", 0, 0.80, 0.01, precision="fp32")], "precision")
+    (pair,) = comparison.twins
+    assert not pair.accuracy.measured and not pair.nc1.measured and not pair.accuracy.is_trend()
+    empty = compare_twins(REFERENCE, [], "precision")
+    assert empty.twins == [] and empty.mean_accuracy is None and empty.mean_nc1 is None
+
+
+def test_a_twin_reads_as_a_sentence():
+    twin = _run("mse", 1, 0.785, 0.004, precision="fp32")
+    (pair,) = compare_twins(REFERENCE, [twin], "precision").twins
+    text = pair.text({"mse": "MSE"}, {"bf16": "bfloat16", "fp32": "float32"})
+    assert text.startswith("MSE, seed 1: float32 fitted from epoch 2, bfloat16 not fitted (99.70% at the end); "
+                           "final test accuracy float32 minus bfloat16 +0.50 ± ")
+    assert "points (within the noise of two seeds; a trend needs more than " in text
+    assert "final NC1 2.00 times lower in float32, −0.301 ± " in text and text.endswith("degrees of freedom)")
+    one_seed = compare_twins([REFERENCE[0]], [_run("ce", 0, 0.80, 0.01, precision="fp32")], "precision")
+    assert "(noise not measured)" in one_seed.twins[0].text({}, {})
+
+
+def test_a_comparison_reads_its_twins_then_their_mean():
+    names = {"bf16": "bfloat16", "fp32": "float32"}
+    twins = [_run("ce", 0, 0.780, 0.2, precision="fp32"), _run("mse", 0, 0.776, 0.007, precision="fp32")]
+    text = compare_twins(REFERENCE, twins, "precision").text({"ce": "CE", "mse": "MSE"}, names)
+    assert text.startswith("CE, seed 0: float32 fitted from epoch 2") and ". MSE, seed 0: " in text
+    assert "). Over the 2 twins, float32 minus bfloat16 on average: final test accuracy +0.35 ± " in text
+    assert text.endswith(" degrees of freedom).")
+    single = compare_twins(REFERENCE, twins[:1], "precision").text({"ce": "CE"}, names)
+    assert "Over the" not in single and single.endswith(".")
+    assert compare_twins(REFERENCE, [], "precision").text({}, names) == ""
