@@ -17,13 +17,16 @@ seed to seed, by the book's noise rule (:meth:`ncrepro.noise.Difference.is_trend
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from .metrics import gram_procrustes_distance, simplex_etf
-from .noise import TREND_LEVEL, Difference, Estimate, difference, mean_estimate
+from .noise import TREND_LEVEL, Difference, Estimate, NoiseTerm, critical_value, difference, mean_estimate
+from .prose import signed
 from .results import group_results
 
 __all__ = [
@@ -34,8 +37,11 @@ __all__ = [
     "network_pairs",
     "SeedComparison",
     "NOT_YET_COMPARABLE",
+    "NOT_SHOWN_CLOSE",
+    "EQUIVALENCE_FACTOR",
     "compare_with_seeds",
     "pair_matrix",
+    "unrelated_disagreement",
     "MEASURES",
 ]
 
@@ -113,21 +119,61 @@ def network_pairs(results: list[dict], measure: str) -> list[NetworkPair]:
 NOT_YET_COMPARABLE = "not yet judged against seeds"
 """The verdict of a comparison whose noise is not measured: one unit of one kind."""
 
+NOT_SHOWN_CLOSE = "not shown to be as close as seeds"
+"""The verdict of a comparison whose difference is no trend, but whose data cannot rule out that
+networks of different losses are :data:`EQUIVALENCE_FACTOR` times as far apart as seeds or more:
+too few units to tell."""
+
+EQUIVALENCE_FACTOR = 1.25
+""""As close as seeds" must be shown, not only left unrefuted: networks of different losses count
+as close as seeds when a one-sided test at :data:`~ncrepro.noise.TREND_LEVEL` shows their distance
+(for agreement: their disagreement, one minus it) to be less than this many times the distance
+between seeds of one loss. Any equivalence test needs a margin; 1.25 is the upper end of the
+80-125% ratio by which bioequivalence testing calls two means equivalent (Schuirmann 1987,
+https://doi.org/10.1007/BF01068419). A wide margin would be empty for predictions: two networks
+of 77% test accuracy whose errors were unrelated would disagree on about 40% of the images,
+less than twice the 23% on which seeds of one loss disagree."""
+
 
 @dataclass(frozen=True)
 class SeedComparison:
     """Networks of different losses against networks of one loss from different seeds, on one
     measure: each kind's mean over its independent units (:func:`compare_with_seeds`), and their
     :class:`~ncrepro.noise.Difference` (between losses minus between seeds). ``verdict`` is
-    ``"as close as seeds"`` when the difference is within noise, else ``"further apart than
-    seeds"`` or ``"closer than seeds"``; :data:`NOT_YET_COMPARABLE` while one kind has a single
-    unit (no noise level to judge by)."""
+    ``"further apart than seeds"`` or ``"closer than seeds"`` when the difference is a trend;
+    when it is not, ``"as close as seeds"`` if the equivalence test shows the losses less than
+    :data:`EQUIVALENCE_FACTOR` times as far apart as seeds (``margin``, :meth:`bound`), else
+    :data:`NOT_SHOWN_CLOSE`; :data:`NOT_YET_COMPARABLE` while one kind has a single unit (no
+    noise level to judge by)."""
 
     measure: str
     between_losses: Estimate
     between_seeds: Estimate
     difference: Difference
     verdict: str
+    margin: Difference | None = None
+
+    def bound(self, level: float = TREND_LEVEL) -> float:
+        """The upper one-sided ``level`` confidence bound of :attr:`margin`: "as close as seeds" is
+        shown where it is below zero (NaN where the noise is not measured)."""
+        d = self.margin
+        if d is None or not d.measured:
+            return math.nan
+        return d.delta + critical_value(d.dof, 2 * level - 1) * d.se
+
+    def margin_text(self, fmt: str = ".3f", *, scale: float = 1.0, unit: str = "",
+                    level: float = TREND_LEVEL) -> str:
+        """What the equivalence test found, for the sentence that reads the verdict: for instance
+        ``"distance between losses minus 1.25 times that between seeds: −0.040 ± 0.010, upper 95%
+        bound −0.017, below 0: shown"``."""
+        word = "disagreement" if MEASURES[self.measure][1] else "distance"
+        d = self.margin
+        if d is None or not d.measured:
+            return f"{word} between losses against {EQUIVALENCE_FACTOR:g} times that between seeds: not measured"
+        b = self.bound(level)
+        return (f"{word} between losses minus {EQUIVALENCE_FACTOR:g} times that between seeds: "
+                f"{d.text(fmt, scale=scale, unit=unit)}, upper {100 * level:g}% bound "
+                f"{signed(scale * b, fmt)}{unit}, {'below 0: shown' if b < 0 else 'not below 0: not shown'}")
 
 
 def _independent_units(pairs: list[NetworkPair]) -> tuple[list[float], list[float]]:
@@ -161,7 +207,9 @@ def compare_with_seeds(pairs: list[NetworkPair], measure: str, *,
     between losses, one unit per seed at which every loss has a network; between seeds, one unit
     per loss. Each kind's standard error is the sd over its units / sqrt(units), on units - 1
     degrees of freedom, and their difference is judged at ``level`` on Welch's degrees of freedom
-    (:meth:`ncrepro.noise.Difference.is_trend`)."""
+    (:meth:`ncrepro.noise.Difference.is_trend`). No trend is not yet closeness: with few units
+    a test finds no difference even between losses that differ a lot. So "as close as seeds"
+    also needs the one-sided equivalence test of :data:`EQUIVALENCE_FACTOR` to pass."""
     if not any(p.kind == "losses" for p in pairs) or not any(p.kind == "seeds" for p in pairs):
         return None
     losses, seeds = _independent_units(pairs)
@@ -170,14 +218,41 @@ def compare_with_seeds(pairs: list[NetworkPair], measure: str, *,
     a, b = mean_estimate(losses), mean_estimate(seeds)
     d = difference(b, a)
     _, larger_is_closer = MEASURES[measure]
+    margin = _margin(a, b, larger_is_closer)
+    result = SeedComparison(measure, a, b, d, NOT_YET_COMPARABLE, margin)
     if not d.measured:
         verdict = NOT_YET_COMPARABLE
-    elif not d.is_trend(level):
-        verdict = "as close as seeds"
-    else:
+    elif d.is_trend(level):
         closer = (d.delta > 0) == larger_is_closer
         verdict = "closer than seeds" if closer else "further apart than seeds"
-    return SeedComparison(measure, a, b, d, verdict)
+    else:
+        verdict = "as close as seeds" if result.bound(level) < 0 else NOT_SHOWN_CLOSE
+    return dataclasses.replace(result, verdict=verdict)
+
+
+def _margin(losses: Estimate, seeds: Estimate, larger_is_closer: bool) -> Difference:
+    """Distance between losses minus :data:`EQUIVALENCE_FACTOR` times that between seeds, with
+    its standard error (the yardstick is noisy too, so its scaled variance counts)."""
+    distance = (lambda e: 1.0 - e.mean) if larger_is_closer else (lambda e: e.mean)
+    k = EQUIVALENCE_FACTOR
+    terms = losses.terms + tuple(NoiseTerm(k * k * t.variance, t.dof, t.source) for t in seeds.terms)
+    return Difference(distance(losses) - k * distance(seeds), math.hypot(losses.se, k * seeds.se), terms)
+
+
+def unrelated_disagreement(accuracy: float, classes: int) -> float:
+    """The share of test images on which two networks of test accuracy ``accuracy`` would disagree
+    if their errors were unrelated, each wrong answer spread evenly over the other classes:
+    ``1 - a^2 - (1 - a)^2 / (K - 1)``. What "different decisions" means at that accuracy, and the
+    reason the equivalence margin (:data:`EQUIVALENCE_FACTOR`) must stay narrow for predictions.
+
+    >>> round(unrelated_disagreement(0.77, 10), 3), unrelated_disagreement(1.0, 10)
+    (0.401, 0.0)
+    """
+    if not 0.0 <= accuracy <= 1.0:
+        raise ValueError(f"accuracy must be a fraction in [0, 1], got {accuracy}")
+    if int(classes) != classes or classes < 2:
+        raise ValueError(f"classes must be an integer of at least 2, got {classes}")
+    return 1.0 - accuracy ** 2 - (1.0 - accuracy) ** 2 / (classes - 1)
 
 
 def pair_matrix(pairs: list[NetworkPair]) -> dict[tuple[str, str], Estimate]:

@@ -1,7 +1,10 @@
 import numpy as np
 import pytest
+from scipy.stats import t as student_t
 
 from ncrepro.comparison import (
+    EQUIVALENCE_FACTOR,
+    NOT_SHOWN_CLOSE,
     NOT_YET_COMPARABLE,
     NetworkPair,
     compare_with_seeds,
@@ -10,6 +13,7 @@ from ncrepro.comparison import (
     network_pairs,
     pair_matrix,
     prediction_agreement,
+    unrelated_disagreement,
 )
 from ncrepro.metrics import simplex_etf
 
@@ -85,8 +89,53 @@ def test_few_pairs_are_judged_on_their_degrees_of_freedom():
     cmp = compare_with_seeds(pairs, "agreement")
     d = cmp.difference
     assert d.delta == pytest.approx(-0.045) and 4 < abs(d.delta) / d.se < 5 and 1 < d.dof < 1.5
-    assert cmp.verdict == "as close as seeds"
+    # No trend, but no closeness either: with one degree of freedom the data cannot rule out that
+    # the losses disagree 1.25 times as much as seeds do (0.135 against 1.25 x 0.09).
+    assert cmp.verdict == NOT_SHOWN_CLOSE
+    assert cmp.margin.delta == pytest.approx(0.135 - 1.25 * 0.09) and cmp.bound() > 0
     assert compare_with_seeds(pairs, "agreement", level=0.5).verdict == "further apart than seeds"
+
+
+def test_as_close_as_seeds_is_shown_by_a_one_sided_test_against_a_margin():
+    setting = ("resnet18", 0.125, 100)
+    k = EQUIVALENCE_FACTOR
+    seeds = [NetworkPair("seeds", setting, loss, loss, 0, 1, v)
+             for loss, v in (("ce", 0.10), ("ls", 0.11), ("fl", 0.09), ("mse", 0.10))]
+    names = ("ce", "ls", "fl", "mse")
+
+    def between_losses(values):  # every pair of losses at each seed, one value per seed
+        return [NetworkPair("losses", setting, a, b, s, s, v) for s, v in enumerate(values)
+                for i, a in enumerate(names) for b in names[i + 1:]]
+
+    apart = between_losses((0.12, 0.11, 0.13))
+    cmp = compare_with_seeds(seeds + apart, "geometry")
+    # margin = d_losses - k d_seeds, its variance se_l^2 + k^2 se_s^2, Welch on 2 and 3 dof.
+    se_l, se_s = np.std([0.12, 0.11, 0.13], ddof=1) / np.sqrt(3), np.std([0.10, 0.11, 0.09, 0.10], ddof=1) / 2
+    se = np.hypot(se_l, k * se_s)
+    dof = se ** 4 / (se_l ** 4 / 2 + (k * se_s) ** 4 / 3)
+    assert cmp.margin.delta == pytest.approx(0.12 - k * 0.10) and cmp.margin.se == pytest.approx(se)
+    assert cmp.margin.dof == pytest.approx(dof)
+    assert cmp.bound() == pytest.approx(0.12 - k * 0.10 + student_t.ppf(0.95, dof) * se)
+    assert cmp.difference.is_trend() and cmp.verdict == "further apart than seeds"  # 0.12 against 0.10, tight
+    # Losses as far apart as seeds, measured tightly enough: no trend, and the margin cleared.
+    alike = between_losses((0.100, 0.098, 0.102))
+    cmp = compare_with_seeds(seeds + alike, "geometry")
+    assert not cmp.difference.is_trend() and cmp.bound() < 0 and cmp.verdict == "as close as seeds"
+    assert cmp.margin_text().startswith(f"distance between losses minus {k:g} times that between seeds: −0.025 ± "
+                                        "0.005, upper 95% bound −0.013")
+    assert cmp.margin_text().endswith("below 0: shown")
+    # The same with noisier seeds: still no trend, but the margin no longer cleared.
+    noisy = [NetworkPair("seeds", setting, loss, loss, 0, 1, v)
+             for loss, v in (("ce", 0.06), ("ls", 0.14), ("fl", 0.08), ("mse", 0.12))]
+    cmp = compare_with_seeds(noisy + alike, "geometry")
+    assert not cmp.difference.is_trend() and cmp.bound() > 0 and cmp.verdict == NOT_SHOWN_CLOSE
+    assert cmp.margin_text().endswith("not below 0: not shown")
+    # Agreement counts disagreement, one minus it.
+    agree = compare_with_seeds([NetworkPair(p.kind, p.setting, p.loss_a, p.loss_b, p.seed_a, p.seed_b, 1 - p.value)
+                                for p in seeds + alike], "agreement")
+    assert agree.margin.delta == pytest.approx(0.100 - k * 0.10) and agree.verdict == "as close as seeds"
+    assert agree.margin_text(".1f", scale=100, unit=" points").startswith(
+        f"disagreement between losses minus {k:g} times that between seeds: −2.5 ± 0.5 points")
 
 
 def test_pairs_that_share_networks_are_averaged_into_independent_units():
@@ -108,3 +157,20 @@ def test_pairs_that_share_networks_are_averaged_into_independent_units():
     # Only one seed with every loss: no noise level on that side yet, whatever the number of pairs.
     one = compare_with_seeds([p for p in pairs if p.seed_a != 2 or p.kind == "seeds"], "geometry")
     assert one.between_losses.n == 1 and one.verdict == NOT_YET_COMPARABLE
+
+
+def test_unrelated_disagreement_matches_networks_with_independent_errors():
+    rng = np.random.default_rng(0)
+    n, k, acc = 200_000, 10, 0.77
+    labels = rng.integers(0, k, n)
+
+    def network():  # right with probability acc, else a uniformly drawn other class
+        wrong = (labels + rng.integers(1, k, n)) % k
+        return np.where(rng.random(n) < acc, labels, wrong)
+
+    observed = np.mean(network() != network())
+    assert observed == pytest.approx(unrelated_disagreement(acc, k), abs=0.005)
+    with pytest.raises(ValueError, match="fraction"):
+        unrelated_disagreement(1.2, 10)
+    with pytest.raises(ValueError, match="at least 2"):
+        unrelated_disagreement(0.5, 1)

@@ -166,3 +166,21 @@ def test_features_apart_in_one_measure_say_which():
     alike = score(_chapters(equivalence={"eq_evidence": {"networks": "7 networks", "geometry": "as close as seeds",
                                                          "agreement": "as close as seeds"}}))[5]
     assert alike.verdict == "reproduced" and "the same features" not in alike.evidence
+
+
+def test_no_difference_without_shown_closeness_is_not_equivalence():
+    """Two verdicts of "no trend" with too few units to clear the equivalence margin: the claim
+    stays untested, and the evidence says why instead of calling the losses apart."""
+    from ncrepro.comparison import NOT_SHOWN_CLOSE
+
+    v = score(_chapters(equivalence={"eq_evidence": {"networks": "8 networks", "geometry": NOT_SHOWN_CLOSE,
+                                                     "agreement": "as close as seeds"}}))[5]
+    assert v.verdict == "not tested at this scale"
+    assert "differ by more than seeds" not in v.evidence
+    assert v.evidence.endswith("In their class-mean geometry no difference from seeds is found, but too few "
+                               "independent units to show the losses less than 1.25 times as far apart as seeds, the "
+                               "margin that \"as close as seeds\" has to clear; the comparison waits for more seeds.")
+    assert "less than 1.25 times as far apart by a one-sided test" in v.rule
+    closer = score(_chapters(equivalence={"eq_evidence": {"networks": "8 networks", "geometry": "closer than seeds",
+                                                          "agreement": "as close as seeds"}}))[5]
+    assert closer.verdict == "reproduced"
