@@ -74,13 +74,16 @@ class Twin:
         """The terminal-phase onset of the reference and of the twin (None: not fitted at the end)."""
         return terminal_phase_onset(self.reference), terminal_phase_onset(self.other)
 
+    def names(self, names) -> tuple[str, str]:
+        """How the reference's and the twin's values of the setting read (``names``, else as stored)."""
+        values = self.reference["config"][self.setting], self.other["config"][self.setting]
+        return names.get(values[0], values[0]), names.get(values[1], values[1])
+
     def text(self, labels, names) -> str:
         """One twin as a reader reads it: how each side fits the training set, then the twin's
         final test accuracy and NC1 against the reference's, each with its noise and verdict.
         ``labels`` names losses, ``names`` the values of the changed setting."""
-        setting = self.setting
-        ref_name = names.get(self.reference["config"][setting], self.reference["config"][setting])
-        other_name = names.get(self.other["config"][setting], self.other["config"][setting])
+        ref_name, other_name = self.names(names)
         fits = [f"{name} {_fit_text(run)}" for name, run in ((other_name, self.other), (ref_name, self.reference))]
         nc1 = self.nc1
         return (f"{labels.get(self.loss, self.loss)}, seed {self.reference['config']['seed']}: "
@@ -105,9 +108,7 @@ class TwinComparison:
         of their differences (one test of the setting's average effect); ``""`` with none."""
         sentences = [twin.text(labels, names) + "." for twin in self.twins]
         if len(self.twins) > 1:
-            first = self.twins[0]
-            ref_name = names.get(first.reference["config"][self.setting], first.reference["config"][self.setting])
-            other_name = names.get(first.other["config"][self.setting], first.other["config"][self.setting])
+            ref_name, other_name = self.twins[0].names(names)
             acc, nc1 = self.mean_accuracy, self.mean_nc1
             sentences.append(
                 f"Over the {len(self.twins)} twins, {other_name} minus {ref_name} on average: final test accuracy "
