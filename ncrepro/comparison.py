@@ -17,7 +17,6 @@ seed to seed, by the book's noise rule (:meth:`ncrepro.noise.Difference.is_trend
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -156,10 +155,7 @@ class SeedComparison:
     def bound(self, level: float = TREND_LEVEL) -> float:
         """The upper one-sided ``level`` confidence bound of :attr:`margin`: "as close as seeds" is
         shown where it is below zero (NaN where the noise is not measured)."""
-        d = self.margin
-        if d is None or not d.measured:
-            return math.nan
-        return d.delta + critical_value(d.dof, 2 * level - 1) * d.se
+        return _upper_bound(self.margin, level)
 
     def margin_text(self, fmt: str = ".3f", *, scale: float = 1.0, unit: str = "",
                     level: float = TREND_LEVEL) -> str:
@@ -219,15 +215,14 @@ def compare_with_seeds(pairs: list[NetworkPair], measure: str, *,
     d = difference(b, a)
     _, larger_is_closer = MEASURES[measure]
     margin = _margin(a, b, larger_is_closer)
-    result = SeedComparison(measure, a, b, d, NOT_YET_COMPARABLE, margin)
     if not d.measured:
         verdict = NOT_YET_COMPARABLE
     elif d.is_trend(level):
         closer = (d.delta > 0) == larger_is_closer
         verdict = "closer than seeds" if closer else "further apart than seeds"
     else:
-        verdict = "as close as seeds" if result.bound(level) < 0 else NOT_SHOWN_CLOSE
-    return dataclasses.replace(result, verdict=verdict)
+        verdict = "as close as seeds" if _upper_bound(margin, level) < 0 else NOT_SHOWN_CLOSE
+    return SeedComparison(measure, a, b, d, verdict, margin)
 
 
 def _margin(losses: Estimate, seeds: Estimate, larger_is_closer: bool) -> Difference:
@@ -237,6 +232,13 @@ def _margin(losses: Estimate, seeds: Estimate, larger_is_closer: bool) -> Differ
     k = EQUIVALENCE_FACTOR
     terms = losses.terms + tuple(NoiseTerm(k * k * t.variance, t.dof, t.source) for t in seeds.terms)
     return Difference(distance(losses) - k * distance(seeds), math.hypot(losses.se, k * seeds.se), terms)
+
+
+def _upper_bound(margin: Difference | None, level: float) -> float:
+    """The upper one-sided ``level`` confidence bound of ``margin`` (NaN where not measured)."""
+    if margin is None or not margin.measured:
+        return math.nan
+    return margin.delta + critical_value(margin.dof, 2 * level - 1) * margin.se
 
 
 def unrelated_disagreement(accuracy: float, classes: int) -> float:

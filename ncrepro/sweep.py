@@ -135,17 +135,10 @@ def run_protocol(name_or_path: str, *, results_dir: Path | None = None, device: 
     for name, config in runs:
         if device:
             config.device = device
-        try:
-            pending = finished_result(out_dir / f"{name}.json", config) is None
-        except ValueError:  # a damaged result: the loop below records it
-            pending = False
-        if pending:
-            # A machine that cannot train the protocol's runs (bf16 asked of a CPU without it) is
-            # refused before anything starts, rather than recorded as every run's failure.
-            try:
-                training_precision(config)
-            except ValueError as err:
-                raise ValueError(f"{proto['name']}: this machine cannot train {name}: {err}") from None
+        # A run without a result file is pending (finished_result's own test): a machine that
+        # cannot train it is refused before anything starts, not recorded as every run's failure.
+        if not (out_dir / f"{name}.json").exists():
+            _check_machine(proto, name, config)
     report = SweepReport()
     splits_cache = _SplitCache()
     rates: dict[tuple, Throughput] = {}
@@ -422,6 +415,15 @@ def _export_main(argv: list[str]) -> int:
     return run_guarded(p.prog, action, "interrupted; no archive was written")
 
 
+def _check_machine(proto: dict, name: str, config: TrainConfig) -> None:
+    """ValueError naming the protocol and run when this machine cannot train ``config`` (its
+    precision: bf16 on a CPU without native bfloat16)."""
+    try:
+        training_precision(config)
+    except ValueError as err:
+        raise ValueError(f"{proto['name']}: this machine cannot train {name}: {err}") from None
+
+
 def _check_environment(proto: dict, device: str | None) -> str:
     """One line on what this machine offers the protocol; ValueError when it cannot run it."""
     name, config = protocol_runs(proto)[0]
@@ -436,10 +438,7 @@ def _check_environment(proto: dict, device: str | None) -> str:
         if not path.exists():
             raise ValueError(f"dataset {data!r} not found (a pack is made with: python -m ncrepro.data pack SRC DEST)")
     for name, config in protocol_runs(proto):
-        try:
-            training_precision(dataclasses.replace(config, device=dev))
-        except ValueError as err:
-            raise ValueError(f"{proto['name']}: this machine cannot train {name}: {err}") from None
+        _check_machine(proto, name, dataclasses.replace(config, device=dev))
     where = torch.cuda.get_device_name(0) if dev.startswith("cuda") else f"cpu, {torch.get_num_threads()} threads"
     return (f"ok: torch {torch.__version__}, {where}; protocol {proto['name']} ({len(protocol_runs(proto))} runs); "
             f"data {', '.join(datasets)}")
