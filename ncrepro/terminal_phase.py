@@ -24,7 +24,8 @@ from .results import (
     terminal_phase_share,
 )
 
-__all__ = ["TerminalPhaseSummary", "summarise_terminal_phase", "first_epoch_below", "losses_text", "networks_scale"]
+__all__ = ["TerminalPhaseSummary", "summarise_terminal_phase", "first_epoch_below", "losses_text", "networks_scale",
+           "run_name"]
 
 
 def first_epoch_below(result: dict, key: str, threshold: float) -> int | None:
@@ -161,11 +162,9 @@ class TerminalPhaseSummary:
         for r in self.results:
             if r["run"] in fitted:
                 continue
-            c = r["config"]
             acc = final_value(r, "clean_train_acc")
             wrong = round((1 - acc) * r["provenance"]["dataset"]["train_size"])
-            out.append(f"{labels.get(c['loss'], c['loss'])} at width {width(c['width'])}, seed {c['seed']} "
-                       f"({100 * acc:.2f}%, {wrong:,} training images wrong)")
+            out.append(f"{run_name(r, labels)} ({100 * acc:.2f}%, {wrong:,} training images wrong)")
         return join_list(out)
 
     def scale(self) -> str:
@@ -194,8 +193,9 @@ class TerminalPhaseSummary:
                 none="no width with every loss finished yet"),
             "nc1_drop_min": self.nc1_drop_min,
             "nc1_order": join_list(self.nc1_orderings(labels)),
-            "nc2_above_random": len(self.nc2_above_random),
-            "nc3_above_random": len(self.nc3_above_random),
+            # The runs whose NC2 or NC3 ends above random geometry, by name.
+            "nc2_above_random": [run_name(r, labels) for r in self.nc2_above_random],
+            "nc3_above_random": [run_name(r, labels) for r in self.nc3_above_random],
             "losses": len(self.grid.losses),
             # Degrees of freedom of the pooled seed-to-seed noise (0: none measured yet).
             "seed_noise_dof": 0 if self.seed_noise is None else self.seed_noise.dof,
@@ -205,6 +205,16 @@ class TerminalPhaseSummary:
                 "from": width(last.cell_before[1]), "to": width(last.cell_after[1]),
                 "delta": 100 * last.change.delta, "se": 100 * last.change.se, "direction": last.direction()},
         }
+
+
+def run_name(result: dict, labels: dict[str, str]) -> str:
+    """A run as the book names it: its loss, width and seed.
+
+    >>> run_name({"config": {"loss": "fl", "width": 0.25, "seed": 0}}, {"fl": "FL"})
+    'FL at width 1/4 with seed 0'
+    """
+    c = result["config"]
+    return f"{labels.get(c['loss'], c['loss'])} at width {width(c['width'])} with seed {c['seed']}"
 
 
 def losses_text(n: int) -> str:

@@ -142,15 +142,17 @@ def collapse_in_networks(real: dict) -> Verdict:
     )
 
 
-def _above_random(nc2: int, nc3: int) -> str:
-    """"NC2 and NC3 end below random geometry in every run", or how many runs end above it."""
+def _above_random(nc2: list[str], nc3: list[str]) -> str:
+    """"NC2 and NC3 end below random geometry in every run", or which runs end above it."""
     if not nc2 and not nc3:
         return "NC2 and NC3 end below the values of random geometry in every run."
-    metrics = ((2, nc2), (3, nc3))
-    parts = [f"NC{k} in {count(n, 'run')}" for k, n in metrics if n]
-    below = [f"NC{k}" for k, n in metrics if not n]
-    return (f"Ending above the value of random geometry at the same dimension: {join_list(parts)}"
-            + (f"; {below[0]} ends below it in every run." if below else "."))
+    above = [(k, runs) for k, runs in ((2, nc2), (3, nc3)) if runs]
+    below = [k for k, runs in ((2, nc2), (3, nc3)) if not runs]
+    parts = [f"{count(len(runs), 'run')} ({join_list(runs)})" for _, runs in above]
+    first = f"NC{above[0][0]} ends above the value of random geometry at the same dimension in {parts[0]}"
+    if len(above) == 2:
+        return f"{first}, and NC{above[1][0]} in {parts[1]}."
+    return f"{first}; NC{below[0]} ends below it in every run."
 
 
 def equal_accuracy(real: dict) -> Verdict:

@@ -27,7 +27,7 @@ def test_a_summary_of_a_small_terminal_phase_set():
     s = summarise_terminal_phase(results, baselines)
     assert s.widths == [0.125, 0.25] and s.seeds(0.125) == 3 and s.seeds(0.25) == 1
     assert s.onsets["w0.125-ce-s0"] == 2 and s.onsets["w0.25-ls-s0"] is None
-    assert s.unfitted_text({"ls": "LS"}) == "LS at width 1/4, seed 0 (99.80%, 90 training images wrong)"
+    assert s.unfitted_text({"ls": "LS"}) == "LS at width 1/4 with seed 0 (99.80%, 90 training images wrong)"
     assert len(s.fitted) == 7 and len(s.long_enough) == 7  # onset at epoch 2 of 6: 4/6 in the phase
     assert s.mean_onsets(0.125) == {"ce": 2.0, "ls": 2.0} and s.mean_onsets(0.25) == {"ce": 2.0}
     assert [r["run"] for r in s.nc2_above_random] == ["w0.25-ls-s0"]
