@@ -11,6 +11,7 @@ from ncrepro.results import (
     group_results,
     in_terminal_phase,
     load_results,
+    result_set_summary,
     terminal_phase_onset,
     terminal_phase_share,
     training_seconds,
@@ -155,3 +156,25 @@ def test_load_results_names_the_grid(tmp_path):
     loaded = load_results(str(proto), results_dir=out)
     assert [(r["run"], r["grid"]) for r in loaded] == [("resnet18-w0.0625-e1-ce-s0", {"epochs": 1}),
                                                       ("resnet18-w0.0625-e2-ce-s0", {"epochs": 2})]
+
+
+def test_result_set_summary_states_the_scale_and_the_machines():
+    """The scale of a result set, as the chapters print it beside their numbers, and which
+    processors trained it: each model once, across runs and the sessions of a resumed run; a run
+    from before machines were recorded adds none."""
+    def result(seed, machines):
+        r = _synthetic_result("resnet18", 0.125, 100, "ce", seed, 0.77)
+        r["config"].update(augment=False, loss_scale="mean")
+        r["provenance"] = {"dataset": {"train_size": 45_000, "val_size": 5_000, "test_size": 10_000,
+                                       "lossy_jpeg": True},
+                           "device": "cpu (2 threads)", "git_commit": f"{seed}" * 40, "wall_seconds": 3600.0,
+                           **({"machines": machines} if machines is not None else {})}
+        r["epochs"] = [{"epoch": 1, "seconds": 1800.0}, {"epoch": 2, "seconds": 1800.0}]
+        return r
+
+    results = [result(0, [{"model": "Intel Xeon"}, {"model": "AMD EPYC"}]), result(1, [{"model": "AMD EPYC"}]),
+               result(2, None)]
+    s = result_set_summary({"name": "p", "_runs": [None] * 4}, results)
+    assert s["machines"] == ["AMD EPYC", "Intel Xeon"] and s["devices"] == ["cpu (2 threads)"]
+    assert (s["runs"], s["grid_runs"], s["seeds"], s["train_images"], s["lossy_jpeg"]) == (3, 4, [0, 1, 2], [45_000], True)
+    assert s["commits"] == ["0000000000", "1111111111", "2222222222"] and s["wall_hours"] == pytest.approx(3.0)
