@@ -16,7 +16,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .noise import Difference, accuracy_estimate, difference, log_estimate, mean_difference
+from .noise import NOISE_NOT_MEASURED, Difference, accuracy_estimate, difference, log_estimate, mean_difference
+from .prose import count, join_list, signed, value_range
 from .results import accuracy_grid, final_value, metric_seed_noise, terminal_phase_onset
 from .train import EXECUTION_SETTINGS
 
@@ -104,17 +105,35 @@ class TwinComparison:
     mean_nc1: Difference | None
 
     def text(self, labels, names) -> str:
-        """Every twin's :meth:`Twin.text` as a sentence, then, with two twins or more, the mean
-        of their differences (one test of the setting's average effect); ``""`` with none."""
-        sentences = [twin.text(labels, names) + "." for twin in self.twins]
-        if len(self.twins) > 1:
-            ref_name, other_name = self.twins[0].names(names)
-            acc, nc1 = self.mean_accuracy, self.mean_nc1
-            sentences.append(
-                f"Over the {len(self.twins)} twins, {other_name} minus {ref_name} on average: final test accuracy "
-                f"{acc.text('.2f', scale=100, unit=' points')} ({_verdict(acc, '.2f', scale=100, unit=' points')}), "
-                f"log₁₀ NC1 {nc1.text('.3f')} ({_verdict(nc1, '.3f')}).")
-        return " ".join(sentences)
+        """The twins as a reader reads them: one twin in full (:meth:`Twin.text`); two or more
+        summarised, so that the paragraph does not grow with every twin (the table beside it has
+        each one): how many reach the terminal phase alike, the range of each difference with the
+        rule's reading (naming any twin beyond the noise), then the mean of the differences, one
+        test of the setting's average effect. ``""`` with no twin."""
+        if not self.twins:
+            return ""
+        if len(self.twins) == 1:
+            return self.twins[0].text(labels, names) + "."
+        ref_name, other_name = self.twins[0].names(names)
+        n = len(self.twins)
+        apart = [t for t in self.twins if t.onsets[0] != t.onsets[1]]
+        onsets = (f"The twins reach the terminal phase at the same evaluation, or both miss it, in {n - len(apart)} "
+                  f"of {n} pairs")
+        if apart:
+            onsets += " (not: " + join_list(
+                f"{_twin_name(t, labels)}, {other_name} {_fit_text(t.other)} and {ref_name} "
+                f"{_fit_text(t.reference)}" for t in apart) + ")"
+        acc, nc1 = self.mean_accuracy, self.mean_nc1
+        accuracy = {_twin_name(t, labels): t.accuracy for t in self.twins}
+        log_nc1 = {_twin_name(t, labels): t.nc1 for t in self.twins}
+        return (f"{onsets}. Final test accuracy, {other_name} minus {ref_name}, "
+                f"{_range_text(accuracy, '.2f', scale=100, unit=' points')}. "
+                f"Final NC1 is {value_range((10 ** t.nc1.delta for t in self.twins), '.2f', sep=' to ')} times "
+                f"as high in {other_name}; in log₁₀ NC1, {_range_text(log_nc1, '.3f')}. "
+                f"Over the {n} twins, {other_name} minus {ref_name} on average: final test accuracy "
+                f"{acc.text('.2f', scale=100, unit=' points')} "
+                f"({_verdict(acc, '.2f', scale=100, unit=' points', mean=True)}), "
+                f"log₁₀ NC1 {nc1.text('.3f')} ({_verdict(nc1, '.3f', mean=True)}).")
 
 
 def compare_twins(reference: list[dict], others: list[dict], setting: str) -> TwinComparison:
@@ -144,6 +163,25 @@ def compare_twins(reference: list[dict], others: list[dict], setting: str) -> Tw
         mean_difference(t.nc1 for t in twins) if twins else None)
 
 
+def _twin_name(twin: Twin, labels) -> str:
+    return f"{labels.get(twin.loss, twin.loss)} with seed {twin.reference['config']['seed']}"
+
+
+def _range_text(diffs: dict[str, Difference], fmt: str, *, scale: float = 1.0, unit: str = "") -> str:
+    """The range of several twin differences (by twin name) and the rule's reading of them: every
+    one within the noise (with the range of what a trend would need), or which are beyond it."""
+    low, high = (signed(scale * f(d.delta for d in diffs.values()), fmt) for f in (min, max))
+    values = f"from {low} to {high}{unit}"
+    if not all(d.measured for d in diffs.values()):
+        return f"{values} ({NOISE_NOT_MEASURED})"
+    beyond = [f"{name}, {d.text(fmt, scale=scale, unit=unit)}" for name, d in diffs.items() if d.is_trend()]
+    needs = f"a trend needs more than {value_range((scale * d.threshold() for d in diffs.values()), fmt)}{unit}"
+    if not beyond:
+        return f"{values}: each within the noise of two seeds ({needs})"
+    return (f"{values}: further apart than two seeds for {join_list(beyond)}, within it for the other "
+            f"{count(len(diffs) - len(beyond), 'twin')} ({needs})")
+
+
 def _fit_text(result: dict) -> str:
     onset = terminal_phase_onset(result)
     if onset is not None:
@@ -157,9 +195,13 @@ def _factor(log_delta: float) -> str:
     return f"{ratio:.2f} times {'lower' if log_delta < 0 else 'higher'}"
 
 
-def _verdict(d: Difference, fmt: str, *, scale: float = 1.0, unit: str = "") -> str:
-    """The rule's reading of a twin difference, with what a trend would have needed."""
+def _verdict(d: Difference, fmt: str, *, scale: float = 1.0, unit: str = "", mean: bool = False) -> str:
+    """The rule's reading of a twin difference, or of the ``mean`` of several (whose noise is less
+    than two seeds'), with what a trend would have needed."""
     if not d.measured:
         return d.direction()
-    reading = "further apart than two seeds" if d.is_trend() else "within the noise of two seeds"
+    if mean:
+        reading = "a trend" if d.is_trend() else "within noise"
+    else:
+        reading = "further apart than two seeds" if d.is_trend() else "within the noise of two seeds"
     return f"{reading}; {d.rule_text(fmt, scale=scale, unit=unit)}"

@@ -176,5 +176,6 @@ def test_result_set_summary_states_the_scale_and_the_machines():
                result(2, None)]
     s = result_set_summary({"name": "p", "_runs": [None] * 4}, results)
     assert s["machines"] == ["AMD EPYC", "Intel Xeon"] and s["devices"] == ["cpu (2 threads)"]
-    assert (s["runs"], s["grid_runs"], s["seeds"], s["train_images"], s["lossy_jpeg"]) == (3, 4, [0, 1, 2], [45_000], True)
+    assert (s["runs"], s["grid_runs"], s["seeds"]) == (3, 4, [0, 1, 2])
+    assert s["train_images"] == [45_000] and s["lossy_jpeg"]
     assert s["commits"] == ["0000000000", "1111111111", "2222222222"] and s["wall_hours"] == pytest.approx(3.0)

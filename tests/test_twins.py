@@ -84,13 +84,35 @@ def test_a_twin_reads_as_a_sentence():
     assert "(noise not measured)" in one_seed.twins[0].text({}, {})
 
 
-def test_a_comparison_reads_its_twins_then_their_mean():
+def test_a_comparison_reads_one_twin_in_full_and_several_in_summary():
+    """One twin reads in full; several in one summary that does not grow with their number (the
+    table has each): onsets alike, each difference's range with the rule's reading, then the
+    mean, judged as a mean."""
     names = {"bf16": "bfloat16", "fp32": "float32"}
+    labels = {"ce": "CE", "mse": "MSE"}
     twins = [_run("ce", 0, 0.780, 0.2, precision="fp32"), _run("mse", 0, 0.776, 0.007, precision="fp32")]
-    text = compare_twins(REFERENCE, twins, "precision").text({"ce": "CE", "mse": "MSE"}, names)
-    assert text.startswith("CE, seed 0: float32 fitted from epoch 2") and ". MSE, seed 0: " in text
-    assert "). Over the 2 twins, float32 minus bfloat16 on average: final test accuracy +0.35 ± " in text
-    assert text.endswith(" degrees of freedom).")
-    single = compare_twins(REFERENCE, twins[:1], "precision").text({"ce": "CE"}, names)
-    assert "Over the" not in single and single.endswith(".")
+    text = compare_twins(REFERENCE, twins, "precision").text(labels, names)
+    assert text.startswith("The twins reach the terminal phase at the same evaluation, or both miss it, in 2 of 2 "
+                           "pairs. Final test accuracy, float32 minus bfloat16, from +0.20 to +0.50 points: each "
+                           "within the noise of two seeds (a trend needs more than ")
+    assert "Final NC1 is 0.87 to 1.00 times as high in float32; in log₁₀ NC1, from −0.061 to +0.000: each " in text
+    assert ". Over the 2 twins, float32 minus bfloat16 on average: final test accuracy +0.35 ± " in text
+    assert "points (within noise; a trend needs more than" in text and text.endswith(" degrees of freedom).")
+    single = compare_twins(REFERENCE, twins[:1], "precision").text(labels, names)
+    assert single.startswith("CE, seed 0: float32 fitted from epoch 2") and single.endswith(".")
+    assert "Over the" not in single
     assert compare_twins(REFERENCE, [], "precision").text({}, names) == ""
+
+
+def test_a_summary_names_the_twins_beyond_the_noise_and_those_that_fit_apart():
+    names = {"bf16": "bfloat16", "fp32": "float32"}
+    twins = [_run("ce", 0, 0.780, 0.02, precision="fp32", fit=(0.9, 0.95, 1.0)),
+             _run("mse", 0, 0.776, 0.007, precision="fp32")]
+    text = compare_twins(REFERENCE, twins, "precision").text({"ce": "CE", "mse": "MSE"}, names)
+    assert text.startswith("The twins reach the terminal phase at the same evaluation, or both miss it, in 1 of 2 "
+                           "pairs (not: CE with seed 0, float32 fitted from epoch 3 and bfloat16 fitted from epoch "
+                           "2). ")
+    assert "in log₁₀ NC1, from −1.061 to +0.000: further apart than two seeds for CE with seed 0, −1.061 ± " in text
+    assert ", within it for the other 1 twin (a trend needs more than " in text
+    unjudged = compare_twins([REFERENCE[0], REFERENCE[2]], twins, "precision").text({}, names)
+    assert "from +0.20 to +0.50 points (noise not measured)" in unjudged
