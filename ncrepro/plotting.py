@@ -34,6 +34,7 @@ __all__ = [
     "nc_curves",
     "nc_curves_slider",
     "seed_band_figure",
+    "twin_figure",
     "pair_heatmap",
     "LOG_AXIS",
     "log_ticks",
@@ -538,6 +539,53 @@ def seed_band_figure(settings: dict, *, keys=("clean_train_acc", "nc1", "nc2", "
     if len(steps) == 1:
         # One setting: its name is the title, above the legend rather than on it.
         fig.update_layout(title=dict(y=0.995, yanchor="top", x=0.0, xanchor="left", font=dict(size=14)))
+    return fig
+
+
+def twin_figure(pairs: Sequence[tuple[dict, dict]], setting: str, *, names: Mapping | None = None,
+                panel_height: int = 210):
+    """Twin runs over training: each reference run (solid) beside its twin (dashed), which differs
+    from it only in ``setting``, one colour per loss, in three stacked panels: training images
+    still misclassified (log axis, none drawn at half an image), test accuracy and NC1 (log axis),
+    at every evaluated epoch.
+
+    Args:
+        pairs: ``(reference run, its twin)`` results, for instance from
+            :func:`ncrepro.twins.twin_pairs`.
+        setting: the config key the twins differ in (``"precision"``).
+        names: how each value of ``setting`` reads in the legend (default: as stored).
+    """
+    from plotly.subplots import make_subplots
+
+    names = names or {}
+    panels = (("wrong", "training images wrong", True), ("test_acc", "test accuracy (%)", False),
+              ("nc1", "NC1", True))
+    fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.05)
+    shown: dict[str, list[float]] = {key: [] for key, _, _ in panels}
+    for reference, twin in pairs:
+        loss = reference["config"]["loss"]
+        color = LOSS_COLORS.get(loss, "#7f7f7f")
+        for run, dash in ((reference, "solid"), (twin, "dash")):
+            value = run["config"][setting]
+            label = f"{LOSS_LABELS.get(loss, loss)}, {names.get(value, value)}"
+            size = run["provenance"]["dataset"]["train_size"]
+            evaluated = [e for e in run["epochs"] if e.get("clean_train_acc") is not None]
+            x = [e["epoch"] for e in evaluated]
+            series = {"wrong": [max(0.5, round((1 - e["clean_train_acc"]) * size)) for e in evaluated],
+                      "test_acc": [100 * e["test_acc"] for e in evaluated],
+                      "nc1": [e["nc1"] for e in evaluated]}
+            for row, (key, _, _) in enumerate(panels, 1):
+                shown[key] += series[key]
+                fig.add_trace(go.Scatter(x=x, y=series[key], mode="lines+markers", marker=dict(size=4),
+                                         line=dict(color=color, dash=dash, width=2), name=label,
+                                         legendgroup=label, showlegend=row == 1,
+                                         hovertemplate=f"{label}, epoch %{{x}}: %{{y:.4g}}<extra></extra>"),
+                              row=row, col=1)
+    for row, (key, title, log) in enumerate(panels, 1):
+        fig.update_yaxes(title_text=title, row=row, col=1, **(log_ticks(shown[key]) if log else {}))
+    fig.update_xaxes(title_text="epoch", row=len(panels), col=1)
+    fig.update_layout(height=panel_height * len(panels) + 120, margin=dict(l=70, r=10, t=70, b=50),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.01, x=0))
     return fig
 
 

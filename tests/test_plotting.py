@@ -83,3 +83,28 @@ def test_slider_rail_is_inset_by_half_its_end_labels():
     # Only what the margin lacks: a wide right margin needs no inset (a shorter rail would make
     # plotly drop labels that no longer fit).
     assert slider_figure(steps, fig=go.Figure(layout=dict(margin=dict(r=80)))).layout.sliders[0].pad.r == 0
+
+
+def test_twin_figure_draws_each_run_beside_its_twin():
+    """Reference solid, twin dashed, one colour per loss; a fitted run's zero misclassified
+    training images is drawn at half an image on the log axis."""
+    from ncrepro.plotting import LOSS_COLORS, twin_figure
+
+    def run(loss, precision, accs):
+        return {"config": {"loss": loss, "precision": precision},
+                "provenance": {"dataset": {"train_size": 1_000}},
+                "epochs": [{"epoch": 5 * (i + 1), "clean_train_acc": a, "test_acc": 0.7, "nc1": 0.5 / (i + 1)}
+                           for i, a in enumerate(accs)]}
+
+    pairs = [(run("ce", "bf16", [0.9, 1.0]), run("ce", "fp32", [0.91, 0.999])),
+             (run("mse", "bf16", [0.8, 0.99]), run("mse", "fp32", [0.8, 0.995]))]
+    fig = twin_figure(pairs, "precision", names={"bf16": "bfloat16", "fp32": "float32"})
+    assert len(fig.data) == 2 * 2 * 3
+    legend = [t.name for t in fig.data if t.showlegend]
+    assert legend == ["CE, bfloat16", "CE, float32", "MSE, bfloat16", "MSE, float32"]
+    wrong = [t for t in fig.data if t.yaxis == "y"]
+    assert [list(t.y) for t in wrong] == [[100, 0.5], [90, 1], [200, 10], [200, 5]]
+    assert [t.line.dash for t in wrong] == ["solid", "dash", "solid", "dash"]
+    assert wrong[0].line.color == wrong[1].line.color == LOSS_COLORS["ce"] != wrong[2].line.color
+    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis3.type == "log" and fig.layout.yaxis2.type != "log"
+    assert list(fig.data[1].y) == [70.0, 70.0]
