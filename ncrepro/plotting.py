@@ -547,7 +547,8 @@ def twin_figure(pairs: Sequence[tuple[dict, dict]], setting: str, *, names: Mapp
     """Twin runs over training: each reference run (solid) beside its twin (dashed), which differs
     from it only in ``setting``, one colour per loss, in three stacked panels: training images
     still misclassified (log axis, none drawn at half an image), test accuracy and NC1 (log axis),
-    at every evaluated epoch.
+    at every evaluated epoch. The legend names the losses, one entry toggling both twins (so it
+    stays two rows on a phone); the hover text and the caption say which line is which.
 
     Args:
         pairs: ``(reference run, its twin)`` results, for instance from
@@ -568,6 +569,7 @@ def twin_figure(pairs: Sequence[tuple[dict, dict]], setting: str, *, names: Mapp
         for run, dash in ((reference, "solid"), (twin, "dash")):
             value = run["config"][setting]
             label = f"{LOSS_LABELS.get(loss, loss)}, {names.get(value, value)}"
+            first = run is reference
             size = run["provenance"]["dataset"]["train_size"]
             evaluated = [e for e in run["epochs"] if e.get("clean_train_acc") is not None]
             x = [e["epoch"] for e in evaluated]
@@ -577,14 +579,16 @@ def twin_figure(pairs: Sequence[tuple[dict, dict]], setting: str, *, names: Mapp
             for row, (key, _, _) in enumerate(panels, 1):
                 shown[key] += series[key]
                 fig.add_trace(go.Scatter(x=x, y=series[key], mode="lines+markers", marker=dict(size=4),
-                                         line=dict(color=color, dash=dash, width=2), name=label,
-                                         legendgroup=label, showlegend=row == 1,
+                                         line=dict(color=color, dash=dash, width=2),
+                                         name=LOSS_LABELS.get(loss, loss), legendgroup=loss,
+                                         showlegend=row == 1 and first,
                                          hovertemplate=f"{label}, epoch %{{x}}: %{{y:.4g}}<extra></extra>"),
                               row=row, col=1)
     for row, (key, title, log) in enumerate(panels, 1):
         fig.update_yaxes(title_text=title, row=row, col=1, **(log_ticks(shown[key]) if log else {}))
     fig.update_xaxes(title_text="epoch", row=len(panels), col=1)
-    fig.update_layout(height=panel_height * len(panels) + 120, margin=dict(l=70, r=10, t=70, b=50),
+    # The top margin holds a two-row legend on a phone and, above it, the mode bar.
+    fig.update_layout(height=panel_height * len(panels) + 140, margin=dict(l=70, r=10, t=90, b=50),
                       legend=dict(orientation="h", yanchor="bottom", y=1.01, x=0))
     return fig
 

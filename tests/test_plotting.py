@@ -100,8 +100,8 @@ def test_twin_figure_draws_each_run_beside_its_twin():
              (run("mse", "bf16", [0.8, 0.99]), run("mse", "fp32", [0.8, 0.995]))]
     fig = twin_figure(pairs, "precision", names={"bf16": "bfloat16", "fp32": "float32"})
     assert len(fig.data) == 2 * 2 * 3
-    legend = [t.name for t in fig.data if t.showlegend]
-    assert legend == ["CE, bfloat16", "CE, float32", "MSE, bfloat16", "MSE, float32"]
+    assert [t.name for t in fig.data if t.showlegend] == ["CE", "MSE"]   # one entry per loss toggles both
+    assert {t.legendgroup for t in fig.data[:6]} == {"ce"} and "MSE, float32" in fig.data[-1].hovertemplate
     wrong = [t for t in fig.data if t.yaxis == "y"]
     assert [list(t.y) for t in wrong] == [[100, 0.5], [90, 1], [200, 10], [200, 5]]
     assert [t.line.dash for t in wrong] == ["solid", "dash", "solid", "dash"]
