@@ -424,8 +424,9 @@ def _check_machine(proto: dict, name: str, config: TrainConfig) -> None:
         raise ValueError(f"{proto['name']}: this machine cannot train {name}: {err}") from None
 
 
-def _check_environment(proto: dict, device: str | None) -> str:
-    """One line on what this machine offers the protocol; ValueError when it cannot run it."""
+def _check_environment(proto: dict, device: str | None, results_dir: str | Path | None = None) -> str:
+    """One line on what this machine offers the protocol; ValueError when it cannot run it,
+    naming the first run it would train next (runs without a result first, in priority order)."""
     name, config = protocol_runs(proto)[0]
     dev = device or config.device
     if dev.startswith("cuda") and not torch.cuda.is_available():
@@ -437,7 +438,9 @@ def _check_environment(proto: dict, device: str | None) -> str:
         path = resolve_data_path(data)
         if not path.exists():
             raise ValueError(f"dataset {data!r} not found (a pack is made with: python -m ncrepro.data pack SRC DEST)")
-    for name, config in protocol_runs(proto):
+    out_dir = results_folder(proto, results_dir)
+    runs = sorted(ordered_runs(proto), key=lambda run: (out_dir / f"{run[0]}.json").exists())   # stable
+    for name, config in runs:
         _check_machine(proto, name, dataclasses.replace(config, device=dev))
     where = torch.cuda.get_device_name(0) if dev.startswith("cuda") else f"cpu, {torch.get_num_threads()} threads"
     return (f"ok: torch {torch.__version__}, {where}; protocol {proto['name']} ({len(protocol_runs(proto))} runs); "
@@ -502,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.list or args.check or args.summary:
             proto = load_protocol(args.protocol)
             if args.check:
-                print(_check_environment(proto, args.device))
+                print(_check_environment(proto, args.device, args.results_dir))
             elif args.summary:
                 print(progress_summary(proto, args.results_dir))
             else:

@@ -100,6 +100,13 @@ def test_a_cpu_without_bf16_is_refused_before_anything_trains(tmp_path, monkeypa
     err = capsys.readouterr().err.strip()
     assert "cannot train resnet18-w0.0625-e2-ce-s0" in err and len(err.splitlines()) == 1
     assert not out.exists() or not any(out.rglob("*"))
+    # Once a run has its result, --check names the run this machine would train next.
+    data["grid"]["seed"] = [0, 1]
+    proto.write_text(json.dumps(data))
+    out.mkdir(exist_ok=True)
+    (out / "resnet18-w0.0625-e2-ce-s0.json").write_text("{}")
+    assert sweep.main([str(proto), "--check", "--results-dir", str(out)]) == 2
+    assert "cannot train resnet18-w0.0625-e2-ce-s1: " in capsys.readouterr().err
     # fp32 on the same machine is not affected.
     data["base"]["precision"] = "fp32"
     proto.write_text(json.dumps(data))
