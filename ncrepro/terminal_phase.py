@@ -5,6 +5,7 @@ with its noise (:mod:`ncrepro.noise`). The real-networks chapter and the scoreca
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .models import ARCHITECTURE_NAMES
@@ -207,7 +208,7 @@ class TerminalPhaseSummary:
         }
 
 
-def run_name(result: dict, labels: dict[str, str]) -> str:
+def run_name(result: dict, labels: Mapping[str, str]) -> str:
     """A run as the book names it: its loss, width and seed.
 
     >>> run_name({"config": {"loss": "fl", "width": 0.25, "seed": 0}}, {"fl": "FL"})
