@@ -39,6 +39,7 @@ __all__ = [
     "NOT_SHOWN_CLOSE",
     "EQUIVALENCE_FACTOR",
     "compare_with_seeds",
+    "no_comparison_reason",
     "pair_matrix",
     "unrelated_disagreement",
     "MEASURES",
@@ -196,7 +197,7 @@ def compare_with_seeds(pairs: list[NetworkPair], measure: str, *,
                        level: float = TREND_LEVEL) -> SeedComparison | None:
     """Compare the networks of different losses with networks of one loss from different seeds
     (None when either kind is missing, with one seed there is no yardstick, or when no seed has
-    a network of every loss).
+    a network of every loss; :func:`no_comparison_reason` says which).
 
     Pairs that share a network are not independent (at a seed with four losses, each network
     enters three pairs between losses), so each kind is first averaged over independent units:
@@ -223,6 +224,20 @@ def compare_with_seeds(pairs: list[NetworkPair], measure: str, *,
     else:
         verdict = "as close as seeds" if _upper_bound(margin, level) < 0 else NOT_SHOWN_CLOSE
     return SeedComparison(measure, a, b, d, verdict, margin)
+
+
+def no_comparison_reason(pairs: list[NetworkPair]) -> str:
+    """Why :func:`compare_with_seeds` has no comparison for ``pairs`` (it returned None), for
+    the sentence that stands in for its verdict.
+
+    >>> no_comparison_reason([])
+    'there are not yet two seeds of one loss to compare with'
+    """
+    if not any(p.kind == "seeds" for p in pairs):
+        return "there are not yet two seeds of one loss to compare with"
+    if not any(p.kind == "losses" for p in pairs):
+        return "there are not yet networks of two losses at one seed to compare"
+    return "no seed has a network of every loss yet, and only such seeds make comparable units"
 
 
 def _margin(losses: Estimate, seeds: Estimate, larger_is_closer: bool) -> Difference:

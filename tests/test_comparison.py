@@ -11,6 +11,7 @@ from ncrepro.comparison import (
     etf_distance,
     geometry_distance,
     network_pairs,
+    no_comparison_reason,
     pair_matrix,
     prediction_agreement,
     unrelated_disagreement,
@@ -174,3 +175,17 @@ def test_unrelated_disagreement_matches_networks_with_independent_errors():
         unrelated_disagreement(1.2, 10)
     with pytest.raises(ValueError, match="at least 2"):
         unrelated_disagreement(0.5, 1)
+
+
+def test_why_there_is_no_comparison_with_seeds():
+    """Each state in which compare_with_seeds has nothing to say gets its own reason: no second
+    seed, no second loss, or no seed with every loss (the units would average different pairs)."""
+    setting = ("resnet18", 0.125, 100)
+    seeds = [NetworkPair("seeds", setting, "ce", "ce", 0, 1, 0.9)]
+    ce_ls = [NetworkPair("losses", setting, "ce", "ls", 0, 0, 0.8)]
+    assert no_comparison_reason(ce_ls) == "there are not yet two seeds of one loss to compare with"
+    assert no_comparison_reason(seeds) == "there are not yet networks of two losses at one seed to compare"
+    # CE-LS at seed 0 and LS-FL at seed 1: three losses, but no seed has all of them.
+    patchy = seeds + ce_ls + [NetworkPair("losses", setting, "ls", "fl", 1, 1, 0.7)]
+    assert compare_with_seeds(patchy, "agreement") is None
+    assert no_comparison_reason(patchy).startswith("no seed has a network of every loss yet")
