@@ -196,8 +196,10 @@ def equivalent_features(eq: dict) -> Verdict:
     verdicts = {k: e[k] for k in ("geometry", "agreement") if e.get(k)}
     names = {"geometry": "class-mean geometry", "agreement": "test predictions"}
     if not verdicts:
-        evidence = ("Networks of one loss from two seeds, the yardstick for every comparison between losses, are "
-                    "not trained yet.")
+        # The chapter says why (ncrepro.comparison.no_comparison_reason); the first reason if not.
+        reason = e.get("no_comparison") or "there are not yet two seeds of one loss to compare with"
+        evidence = ("Networks of different losses cannot yet be set beside networks of one loss from different "
+                    f"seeds, the yardstick of every comparison between losses: {reason}.")
         verdict = "not tested at this scale"
     elif all(v == NOT_YET_COMPARABLE for v in verdicts.values()):
         evidence = ("Networks of different losses cannot yet be judged against networks of one loss from "

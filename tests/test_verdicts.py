@@ -98,7 +98,14 @@ def test_no_results_yet_reads_as_not_tested():
         "ties": 0, "ce_first": 0, "early_ls_lower": 0}}},
         equivalence={"eq_evidence": {"networks": "none", "geometry": None, "agreement": None}}))
     assert verdicts[3].verdict == "not tested at this scale" and verdicts[5].verdict == "not tested at this scale"
+    assert verdicts[5].evidence.endswith(": there are not yet two seeds of one loss to compare with.")
     assert "No real-network setting" in verdicts[6].evidence and verdicts[6].verdict == "partly"
+    # The chapter's reason, when it gives one, is the scorecard's.
+    patchy = score(_chapters(equivalence={"eq_evidence": {
+        "networks": "n", "geometry": None, "agreement": None,
+        "no_comparison": "no seed has a network of every loss yet, and only such seeds make comparable units"}}))[5]
+    assert patchy.evidence.endswith("the yardstick of every comparison between losses: no seed has a network of "
+                                    "every loss yet, and only such seeds make comparable units.")
 
 
 def test_collapse_that_has_begun_is_partly_not_contradicted():
