@@ -16,12 +16,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .comparison import MEASURES, network_pairs
 from .noise import NOISE_NOT_MEASURED, Difference, accuracy_estimate, difference, log_estimate, mean_difference
 from .prose import count, join_list, signed, value_range
 from .results import accuracy_grid, final_value, metric_seed_noise, terminal_phase_onset
 from .train import EXECUTION_SETTINGS
 
-__all__ = ["Twin", "TwinComparison", "twin_pairs", "compare_twins"]
+__all__ = ["Twin", "TwinComparison", "twin_pairs", "compare_twins", "twins_against_seeds"]
 
 
 def twin_pairs(reference: list[dict], others: list[dict], setting: str) -> list[tuple[dict, dict]]:
@@ -161,6 +162,63 @@ def compare_twins(reference: list[dict], others: list[dict], setting: str) -> Tw
         setting, twins,
         mean_difference(t.accuracy for t in twins) if twins else None,
         mean_difference(t.nc1 for t in twins) if twins else None)
+
+
+def twins_against_seeds(comparison: TwinComparison, reference: list[dict], labels, names) -> str:
+    """How far apart the twins end, set beside networks of one loss from two seeds of the
+    reference set in the same settings: the share of test images on which each pair predicts the
+    same class, and the Procrustes distance between their centred class means
+    (:mod:`ncrepro.comparison`); then, per measure, how many twins fall closer than every pair of
+    seeds, within their range, or further apart than every pair. ``""`` without twins or without
+    two seeds of one loss to set them beside.
+
+    Twins start from the same weights and see the same batches, so a setting that only rounds
+    differently could leave them closer than two seeds, and then the noise of two seeds, by which
+    :func:`compare_twins` judges them, would hide a real effect. This says whether it does: only
+    when every twin is closer than every pair of seeds in both measures does the text say so."""
+    if not comparison.twins:
+        return ""
+    settings = {tuple(t.reference["config"][k] for k in ("arch", "width", "epochs")) for t in comparison.twins}
+    ref_name, other_name = comparison.twins[0].names(names)
+    clauses, readings, all_closer, all_further = [], [], True, True
+    for measure in ("agreement", "geometry"):
+        fn, larger_is_closer = MEASURES[measure]
+        seeds = [p.value for p in network_pairs(reference, measure) if p.kind == "seeds" and p.setting in settings]
+        if not seeds:
+            return ""
+        twins = [fn(t.reference, t.other) for t in comparison.twins]
+        fmt = (lambda v: f"{100 * v:.1f}%") if larger_is_closer else (lambda v: f"{v:.3f}")
+        spread = fmt(min(seeds)) if len(seeds) == 1 else f"{fmt(min(seeds))} to {fmt(max(seeds))}"
+        values = join_list(fmt(v) for v in twins)
+        if measure == "agreement":
+            clauses.append(f"predict the same class on {values} of the test images, against {spread} for two "
+                           f"networks of one loss from different seeds ({count(len(seeds), 'pair')})")
+        else:
+            clauses.append(f"their centred class means are {values} apart (Procrustes distance), against {spread}")
+        side = {"closer": 0, "within": 0, "further": 0}
+        for v in twins:
+            closer = v > max(seeds) if larger_is_closer else v < min(seeds)
+            further = v < min(seeds) if larger_is_closer else v > max(seeds)
+            side["closer" if closer else "further" if further else "within"] += 1
+        all_closer = all_closer and side["closer"] == len(twins)
+        all_further = all_further and side["further"] == len(twins)
+        readings.append(f"in {'predictions' if larger_is_closer else 'geometry'}, "
+                        + join_list(f"{n} {_SIDES[where]}" for where, n in side.items() if n))
+    if all_closer:
+        end = ("The twins stay closer than two seeds, so the noise of two seeds, by which they are judged above, "
+               "could hide an effect of the setting smaller than it.")
+    elif all_further:
+        end = f"Changing only the {comparison.setting} parts the twins further than a change of seed does."
+    else:
+        end = (f"Changing only the {comparison.setting} parts the twins about as far as a change of seed, so the "
+               "noise of two seeds is the yardstick they are judged by above.")
+    twins_text = join_list(_twin_name(t, labels) for t in comparison.twins)
+    return (f"How far apart the twins end: the {other_name} and {ref_name} networks of {twins_text} {clauses[0]}; "
+            f"{clauses[1]}. Of the {count(len(comparison.twins), 'twin')}: {'; '.join(readings)}. {end}")
+
+
+_SIDES = {"closer": "closer than every pair of seeds", "within": "within the seeds' range",
+          "further": "further apart than every pair of seeds"}
 
 
 def _twin_name(twin: Twin, labels) -> str:

@@ -4,7 +4,7 @@ import pytest
 from scipy.stats import t as student_t
 
 from ncrepro.noise import pooled_seed_noise
-from ncrepro.twins import compare_twins, twin_pairs
+from ncrepro.twins import compare_twins, twin_pairs, twins_against_seeds
 
 
 def _run(loss, seed, test_acc, nc1, precision="bf16", fit=(0.9, 1.0, 1.0), device="cpu"):
@@ -116,3 +116,52 @@ def test_a_summary_names_the_twins_beyond_the_noise_and_those_that_fit_apart():
     assert ", within it for the other 1 twin (a trend needs more than " in text
     unjudged = compare_twins([REFERENCE[0], REFERENCE[2]], twins, "precision").text({}, names)
     assert "from +0.20 to +0.50 points (noise not measured)" in unjudged
+
+
+def _with_analysis(run, predictions, means):
+    return {**run, "analysis": {"test_predictions": list(predictions), "geometry": {"means": means}}}
+
+
+def test_twins_are_set_beside_two_seeds_in_predictions_and_geometry():
+    """Where twins end against two seeds of one loss: each measure's values and the seeds' range,
+    how many twins fall on each side, and only when every twin is closer than every pair of seeds
+    in both measures, the warning that the seed noise could hide an effect."""
+    import numpy as np
+
+    from ncrepro.metrics import simplex_etf
+
+    etf = simplex_etf(4)
+    G = etf @ etf.T
+    truth = [0, 1, 2, 3] * 25
+
+    def bent(t):    # class means a distance that grows with t from the simplex ETF's
+        return (G + t * np.diag([1.0, 0.0, 0.0, -1.0])).tolist()
+
+    def flip(n):    # predictions that differ from truth's on the first n of 100 images
+        return [(c + 1) % 4 if i < n else c for i, c in enumerate(truth)]
+
+    reference = [_with_analysis(_run("ce", 0, 0.775, 0.23), truth, bent(0.0)),
+                 _with_analysis(_run("ce", 1, 0.777, 0.22), flip(20), bent(0.2)),
+                 _with_analysis(_run("mse", 0, 0.774, 0.007), truth, bent(0.0)),
+                 _with_analysis(_run("mse", 1, 0.780, 0.008, fit=(0.9, 0.99, 0.997)), flip(30), bent(0.3))]
+    names, labels = {"bf16": "bfloat16", "fp32": "float32"}, {"ce": "CE", "mse": "MSE"}
+    # Seeds agree on 80% and 70% of the images; one twin on 75% (within), one on 99% (closer).
+    parted = [_with_analysis(_run("ce", 0, 0.780, 0.2, precision="fp32"), flip(25), bent(0.25)),
+              _with_analysis(_run("mse", 0, 0.776, 0.007, precision="fp32"), flip(1), bent(0.01))]
+    text = twins_against_seeds(compare_twins(reference, parted, "precision"), reference, labels, names)
+    assert text.startswith("How far apart the twins end: the float32 and bfloat16 networks of CE with seed 0 and "
+                           "MSE with seed 0 predict the same class on 75.0% and 99.0% of the test images, against "
+                           "70.0% to 80.0% for two networks of one loss from different seeds (2 pairs); ")
+    assert ("Of the 2 twins: in predictions, 1 closer than every pair of seeds and 1 within the seeds' range; "
+            "in geometry, 1 closer than every pair of seeds and 1 within the seeds' range.") in text
+    assert text.endswith("Changing only the precision parts the twins about as far as a change of seed, so the "
+                         "noise of two seeds is the yardstick they are judged by above.")
+    close = [_with_analysis(_run("ce", 0, 0.780, 0.2, precision="fp32"), flip(1), bent(0.01)),
+             _with_analysis(_run("mse", 0, 0.776, 0.007, precision="fp32"), flip(2), bent(0.02))]
+    text = twins_against_seeds(compare_twins(reference, close, "precision"), reference, labels, names)
+    assert text.endswith("The twins stay closer than two seeds, so the noise of two seeds, by which they are "
+                         "judged above, could hide an effect of the setting smaller than it.")
+    # No second seed to set them beside, or no twin: nothing to say.
+    one_seed = [reference[0], reference[2]]
+    assert twins_against_seeds(compare_twins(one_seed, close, "precision"), one_seed, labels, names) == ""
+    assert twins_against_seeds(compare_twins(reference, [], "precision"), reference, labels, names) == ""
