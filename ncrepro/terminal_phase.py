@@ -185,6 +185,8 @@ class TerminalPhaseSummary:
         return {
             "runs": len(self.results),
             "fitted": len(self.fitted),
+            "unfitted": [run_name(r, labels) for r in self.results
+                         if r["run"] not in {f["run"] for f in self.fitted}],
             "scale": self.scale(),
             "networks": networks_scale(self.results),
             # The spreads rest only on the widths where every loss trained so far has finished (a

@@ -133,7 +133,9 @@ def collapse_in_networks(real: dict) -> Verdict:
         scale=e["networks"],
         chapter="real-networks",
         evidence=(f"Scale: {e['scale']}. {e['fitted']} of {count(e['runs'], 'terminal-phase run')} "
-                  f"{'ends' if e['fitted'] == 1 else 'end'} fitted. NC1 falls in every run, "
+                  f"{'ends' if e['fitted'] == 1 else 'end'} fitted"
+                  + (f" (not: {join_list(e['unfitted'])})" if e.get("unfitted") else "")
+                  + ". NC1 falls in every run, "
                   f"at least {e['nc1_drop_min']:.1f}-fold from its first evaluation"
                   + (f", ordered {e['nc1_order']}" if e["nc1_order"] not in ("none", "") else "")
                   + ". " + _above_random(e["nc2_above_random"], e["nc3_above_random"])),

@@ -50,6 +50,7 @@ def test_every_rule_reads_the_chapters_and_can_reach_each_outcome():
         landscape={"strict_saddles_found": 0},
         **{"real-networks": {"tpt_evidence": {**_chapters()["real-networks"]["tpt_evidence"],
                                               "fitted": 15,
+                                              "unfitted": ["MSE at width 1/8 with seed 0"],
                                               "nc2_above_random": ["FL at width 1/4 with seed 0",
                                                                    "FL at width 1/8 with seed 1"]},
                              "ls_ce_timing": {"networks": "s", "threshold": 1.0, "settings": 4, "ls_first": 2,
@@ -60,6 +61,7 @@ def test_every_rule_reads_the_chapters_and_can_reach_each_outcome():
     assert [v.verdict for v in bad] == ["contradicted", "partly", "partly", "partly", "not tested at this scale",
                                         "not tested at this scale", "partly"]
     assert "further apart than seeds" in bad[5].evidence and "2 of 4 settings" not in bad[6].evidence
+    assert "15 of 16 terminal-phase runs end fitted (not: MSE at width 1/8 with seed 0). NC1 falls" in bad[3].evidence
     assert ("NC2 ends above the value of random geometry at the same dimension in 2 runs (FL at width 1/4 "
             "with seed 0 and FL at width 1/8 with seed 1); NC3 ends below it in every run.") in bad[3].evidence
     # LS ahead in some settings and tied in the rest agrees in part.
