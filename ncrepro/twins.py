@@ -20,7 +20,7 @@ from .comparison import MEASURES, network_pairs
 from .noise import NOISE_NOT_MEASURED, Difference, accuracy_estimate, difference, log_estimate, mean_difference
 from .prose import count, join_list, signed, value_range
 from .results import accuracy_grid, final_value, metric_seed_noise, terminal_phase_onset
-from .train import EXECUTION_SETTINGS
+from .train import EXECUTION_SETTINGS, TrainConfig
 
 __all__ = ["Twin", "TwinComparison", "twin_pairs", "compare_twins", "twins_against_seeds"]
 
@@ -28,14 +28,18 @@ __all__ = ["Twin", "TwinComparison", "twin_pairs", "compare_twins", "twins_again
 def twin_pairs(reference: list[dict], others: list[dict], setting: str) -> list[tuple[dict, dict]]:
     """``(reference run, its twin)`` for every run of ``others`` whose config equals one of
     ``reference`` in everything but ``setting`` (and the execution settings: device, compile),
-    in the order of ``others``.
+    in the order of ``others``. A setting a stored config lacks counts as its default.
 
     Raises:
         ValueError: a run of ``others`` has the same ``setting`` as its match (not a twin), or
             matches two reference runs.
     """
+    defaults = TrainConfig().public()
+
     def key(result: dict) -> str:
-        config = result["config"]
+        # A setting missing from a stored config (added to TrainConfig after the run was made)
+        # counts as its default, as it does when a result is checked (train.differing_settings).
+        config = {**defaults, **result["config"]}
         return repr(sorted((k, v) for k, v in config.items() if k != setting and k not in EXECUTION_SETTINGS))
 
     by_key: dict[str, list[dict]] = {}
