@@ -187,16 +187,19 @@ def twins_against_seeds(comparison: TwinComparison, reference: list[dict], label
     clauses, readings, all_closer, all_further = [], [], True, True
     for measure in ("agreement", "geometry"):
         fn, larger_is_closer = MEASURES[measure]
-        seeds = [p.value for p in network_pairs(reference, measure) if p.kind == "seeds" and p.setting in settings]
-        if not seeds:
+        pairs = [p for p in network_pairs(reference, measure) if p.kind == "seeds" and p.setting in settings]
+        if not pairs:
             return ""
+        seeds = [p.value for p in pairs]
+        # Which losses the yardstick comes from: a twin of a loss without two seeds has none of its own.
+        losses = join_list(labels.get(loss, loss) for loss in dict.fromkeys(p.loss_a for p in pairs))
         twins = [fn(t.reference, t.other) for t in comparison.twins]
         fmt = (lambda v: f"{100 * v:.1f}%") if larger_is_closer else (lambda v: f"{v:.3f}")
         spread = fmt(min(seeds)) if len(seeds) == 1 else f"{fmt(min(seeds))} to {fmt(max(seeds))}"
         values = join_list(fmt(v) for v in twins)
         if measure == "agreement":
             clauses.append(f"predict the same class on {values} of the test images, against {spread} for two "
-                           f"networks of one loss from different seeds ({count(len(seeds), 'pair')})")
+                           f"networks of one loss from different seeds ({count(len(seeds), 'pair')}: {losses})")
         else:
             clauses.append(f"their centred class means are {values} apart (Procrustes distance), against {spread}")
         side = {"closer": 0, "within": 0, "further": 0}

@@ -158,7 +158,7 @@ def test_twins_are_set_beside_two_seeds_in_predictions_and_geometry():
     text = twins_against_seeds(compare_twins(reference, parted, "precision"), reference, labels, names)
     assert text.startswith("How far apart the twins end: the float32 and bfloat16 networks of CE with seed 0 and "
                            "MSE with seed 0 predict the same class on 75.0% and 99.0% of the test images, against "
-                           "70.0% to 80.0% for two networks of one loss from different seeds (2 pairs); ")
+                           "70.0% to 80.0% for two networks of one loss from different seeds (2 pairs: CE and MSE); ")
     assert ("Of the 2 twins: in predictions, 1 closer than every pair of seeds and 1 within the seeds' range; "
             "in geometry, 1 closer than every pair of seeds and 1 within the seeds' range.") in text
     assert text.endswith("Changing only the precision parts the twins about as far as a change of seed, so the "
