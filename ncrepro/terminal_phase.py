@@ -155,14 +155,17 @@ class TerminalPhaseSummary:
                 f"{count(self.seed_noise.dof, 'degree')} of freedom, its {100 * level:g}% interval runs from "
                 f"{100 * low:.2f} to {100 * high:.2f} points")
 
+    @property
+    def unfitted(self) -> list[dict]:
+        """The runs that end below the terminal-phase threshold, in the order of ``results``."""
+        fitted = {r["run"] for r in self.fitted}
+        return [r for r in self.results if r["run"] not in fitted]
+
     def unfitted_text(self, labels) -> str:
         """The runs that end below the terminal-phase threshold, each with its final clean training
         accuracy and how many training images it still gets wrong; ``"none"`` if every run is fitted."""
-        fitted = {r["run"] for r in self.fitted}
         out = []
-        for r in self.results:
-            if r["run"] in fitted:
-                continue
+        for r in self.unfitted:
             acc = final_value(r, "clean_train_acc")
             wrong = round((1 - acc) * r["provenance"]["dataset"]["train_size"])
             out.append(f"{run_name(r, labels)} ({100 * acc:.2f}%, {wrong:,} training images wrong)")
@@ -185,8 +188,7 @@ class TerminalPhaseSummary:
         return {
             "runs": len(self.results),
             "fitted": len(self.fitted),
-            "unfitted": [run_name(r, labels) for r in self.results
-                         if r["run"] not in {f["run"] for f in self.fitted}],
+            "unfitted": [run_name(r, labels) for r in self.unfitted],
             "scale": self.scale(),
             "networks": networks_scale(self.results),
             # The spreads rest only on the widths where every loss trained so far has finished (a

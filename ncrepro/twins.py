@@ -183,11 +183,13 @@ def twins_against_seeds(comparison: TwinComparison, reference: list[dict], label
     if not comparison.twins:
         return ""
     settings = {tuple(t.reference["config"][k] for k in ("arch", "width", "epochs")) for t in comparison.twins}
+    # Only the twins' settings can hold their yardstick: no pair is formed elsewhere.
+    local = [r for r in reference if tuple(r["config"][k] for k in ("arch", "width", "epochs")) in settings]
     ref_name, other_name = comparison.twins[0].names(names)
     clauses, readings, all_closer, all_further = [], [], True, True
     for measure in ("agreement", "geometry"):
         fn, larger_is_closer = MEASURES[measure]
-        pairs = [p for p in network_pairs(reference, measure) if p.kind == "seeds" and p.setting in settings]
+        pairs = [p for p in network_pairs(local, measure) if p.kind == "seeds"]
         if not pairs:
             return ""
         seeds = [p.value for p in pairs]
