@@ -168,10 +168,12 @@ def compare_twins(reference: list[dict], others: list[dict], setting: str) -> Tw
         mean_difference(t.nc1 for t in twins) if twins else None)
 
 
-def twins_against_seeds(comparison: TwinComparison, reference: list[dict], labels, names) -> str:
-    """How far apart the twins end, set beside networks of one loss from two seeds of the
-    reference set in the same settings: the share of test images on which each pair predicts the
-    same class, and the Procrustes distance between their centred class means
+def twins_against_seeds(comparison: TwinComparison, reference: list[dict], labels, names,
+                        others: list[dict] = ()) -> str:
+    """How far apart the twins end, set beside networks of one loss from two seeds in the same
+    settings, of the reference set and of the twins' own set ``others`` (each pair formed within
+    one set, so at one value of the setting): the share of test images on which each pair
+    predicts the same class, and the Procrustes distance between their centred class means
     (:mod:`ncrepro.comparison`); then, per measure, how many twins fall closer than every pair of
     seeds, within their range, or further apart than every pair. ``""`` without twins or without
     two seeds of one loss to set them beside.
@@ -183,18 +185,26 @@ def twins_against_seeds(comparison: TwinComparison, reference: list[dict], label
     if not comparison.twins:
         return ""
     settings = {tuple(t.reference["config"][k] for k in ("arch", "width", "epochs")) for t in comparison.twins}
-    # Only the twins' settings can hold their yardstick: no pair is formed elsewhere.
-    local = [r for r in reference if tuple(r["config"][k] for k in ("arch", "width", "epochs")) in settings]
+
+    def local(results):  # only the twins' settings can hold their yardstick: no pair is formed elsewhere
+        return [r for r in results if tuple(r["config"][k] for k in ("arch", "width", "epochs")) in settings]
+
     ref_name, other_name = comparison.twins[0].names(names)
     clauses, readings, all_closer, all_further = [], [], True, True
     for measure in ("agreement", "geometry"):
         fn, larger_is_closer = MEASURES[measure]
-        pairs = [p for p in network_pairs(local, measure) if p.kind == "seeds"]
+        # Pairs within each set: two seeds at one value of the setting, never one of each.
+        by_set = [(name, [p for p in network_pairs(local(results), measure) if p.kind == "seeds"])
+                  for name, results in ((ref_name, reference), (other_name, others))]
+        pairs = [p for _, set_pairs in by_set for p in set_pairs]
         if not pairs:
             return ""
         seeds = [p.value for p in pairs]
         # Which losses the yardstick comes from: a twin of a loss without two seeds has none of its own.
-        losses = join_list(labels.get(loss, loss) for loss in dict.fromkeys(p.loss_a for p in pairs))
+        sources = [(name, join_list(labels.get(loss, loss) for loss in dict.fromkeys(p.loss_a for p in set_pairs)))
+                   for name, set_pairs in by_set if set_pairs]
+        losses = sources[0][1] if [name for name, _ in sources] == [ref_name] else "; ".join(
+            f"{who} in {name}" for name, who in sources)
         twins = [fn(t.reference, t.other) for t in comparison.twins]
         fmt = (lambda v: f"{100 * v:.1f}%") if larger_is_closer else (lambda v: f"{v:.3f}")
         spread = fmt(min(seeds)) if len(seeds) == 1 else f"{fmt(min(seeds))} to {fmt(max(seeds))}"

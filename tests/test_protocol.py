@@ -165,15 +165,16 @@ def test_terminal_phase_protocol_is_the_issue_grid():
 def test_the_precision_control_twins_the_terminal_phase_runs_at_width_one_eighth_seed_zero():
     """cifar10-tpt-fp32 holds the runs of cifar10-tpt at width 1/8 with seed 0, equal in every
     setting but the precision (so that an edit of one protocol and not the other fails here),
-    MSE first: the loss whose bfloat16 runs do not fit."""
+    MSE first: the loss whose bfloat16 runs do not fit; then MSE with seed 1, MSE's own pair of
+    seeds at one precision, and also a twin of cifar10-tpt."""
     control = protocol.ordered_runs(protocol.load_protocol("cifar10-tpt-fp32"))
-    main = {c.loss: c for _, c in protocol.protocol_runs(protocol.load_protocol("cifar10-tpt"))
-            if (c.width, c.seed) == (0.125, 0)}
-    assert [c.loss for _, c in control] == ["mse", "ce", "fl", "ls"]
+    main = {(c.loss, c.seed): c for _, c in protocol.protocol_runs(protocol.load_protocol("cifar10-tpt"))
+            if c.width == 0.125}
+    assert [(c.loss, c.seed) for _, c in control] == [("mse", 0), ("ce", 0), ("fl", 0), ("ls", 0), ("mse", 1)]
     for _, config in control:
-        assert config.precision == "fp32" and main[config.loss].precision == "bf16"
+        assert config.precision == "fp32" and main[config.loss, config.seed].precision == "bf16"
         twin = dataclasses.replace(config, precision="bf16")
-        assert protocol.run_identity(twin) == protocol.run_identity(main[config.loss])
+        assert protocol.run_identity(twin) == protocol.run_identity(main[config.loss, config.seed])
 
 
 def test_grid_text_describes_the_terminal_phase_grid_by_width():

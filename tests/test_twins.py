@@ -168,6 +168,15 @@ def test_twins_are_set_beside_two_seeds_in_predictions_and_geometry():
     text = twins_against_seeds(compare_twins(reference, close, "precision"), reference, labels, names)
     assert text.endswith("The twins stay closer than two seeds, so the noise of two seeds, by which they are "
                          "judged above, could hide an effect of the setting smaller than it.")
+    # Seeds of the twins' own set join the yardstick, each pair at one precision: two MSE
+    # networks in float32 (the twin, wrong on image 0, and seed 1, wrong on the first 40) agree
+    # on 61%; an MSE network in float32 and another seed's in bfloat16 are no pair.
+    mse_fp32 = [_with_analysis(_run("mse", 1, 0.772, 0.008, precision="fp32"), flip(40), bent(0.4))]
+    text = twins_against_seeds(compare_twins(reference, parted, "precision"), reference, labels, names,
+                               others=parted + mse_fp32)
+    assert ("against 61.0% to 80.0% for two networks of one loss from different seeds (3 pairs: CE and MSE in "
+            "bfloat16; MSE in float32); ") in text
+    assert "Of the 2 twins: in predictions, 1 closer than every pair of seeds and 1 within the seeds' range;" in text
     # No second seed to set them beside, or no twin: nothing to say.
     one_seed = [reference[0], reference[2]]
     assert twins_against_seeds(compare_twins(one_seed, close, "precision"), one_seed, labels, names) == ""
