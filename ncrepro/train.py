@@ -54,6 +54,7 @@ __all__ = [
     "checkpoint_path",
     "IN_PROGRESS_DIR",
     "differing_settings",
+    "stored_settings",
     "check_output",
     "read_result",
     "check_result",
@@ -201,15 +202,22 @@ PRECISIONS = ("auto", "fp32", "bf16")
 EXECUTION_SETTINGS = ("device", "compile")
 
 
-def differing_settings(saved: dict, config: TrainConfig) -> list[str]:
-    """Settings in which a stored config differs from ``config``, ignoring execution settings.
+def stored_settings(saved: dict) -> dict:
+    """A stored config with every setting it lacks at its default: a setting added to
+    TrainConfig after the run was made counts as its default value, so results and checkpoints
+    stay valid when new options appear. The one rule by which stored configs are compared.
 
-    A setting missing from ``saved`` (added to TrainConfig after the run was made) counts as its
-    default value, so results and checkpoints stay valid when new options appear.
+    >>> stored_settings({"loss": "mse"})["split"] == TrainConfig().split
+    True
     """
-    defaults = TrainConfig().public()
-    current = config.public()
-    return sorted(k for k in current if k not in EXECUTION_SETTINGS and saved.get(k, defaults[k]) != current[k])
+    return {**TrainConfig().public(), **saved}
+
+
+def differing_settings(saved: dict, config: TrainConfig) -> list[str]:
+    """Settings in which a stored config differs from ``config``, ignoring execution settings;
+    a setting missing from ``saved`` counts as its default (:func:`stored_settings`)."""
+    stored, current = stored_settings(saved), config.public()
+    return sorted(k for k in current if k not in EXECUTION_SETTINGS and stored[k] != current[k])
 
 
 def lr_at_epoch(epoch: int, config: TrainConfig) -> float:

@@ -20,7 +20,7 @@ from .comparison import MEASURES, network_pairs
 from .noise import NOISE_NOT_MEASURED, Difference, accuracy_estimate, difference, log_estimate, mean_difference
 from .prose import count, join_list, signed, value_range
 from .results import accuracy_grid, final_value, metric_seed_noise, terminal_phase_onset
-from .train import EXECUTION_SETTINGS, TrainConfig
+from .train import EXECUTION_SETTINGS, stored_settings
 
 __all__ = ["Twin", "TwinComparison", "twin_pairs", "compare_twins", "twins_against_seeds"]
 
@@ -34,12 +34,9 @@ def twin_pairs(reference: list[dict], others: list[dict], setting: str) -> list[
         ValueError: a run of ``others`` has the same ``setting`` as its match (not a twin), or
             matches two reference runs.
     """
-    defaults = TrainConfig().public()
-
     def key(result: dict) -> str:
-        # A setting missing from a stored config (added to TrainConfig after the run was made)
-        # counts as its default, as it does when a result is checked (train.differing_settings).
-        config = {**defaults, **result["config"]}
+        # A setting missing from a stored config counts as its default, as when a result is checked.
+        config = stored_settings(result["config"])
         return repr(sorted((k, v) for k, v in config.items() if k != setting and k not in EXECUTION_SETTINGS))
 
     by_key: dict[str, list[dict]] = {}
