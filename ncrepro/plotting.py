@@ -547,8 +547,9 @@ def twin_figure(pairs: Sequence[tuple[dict, dict]], setting: str, *, names: Mapp
     """Twin runs over training: each reference run (solid) beside its twin (dashed), which differs
     from it only in ``setting``, one colour per loss, in three stacked panels: training images
     still misclassified (log axis, none drawn at half an image), test accuracy and NC1 (log axis),
-    at every evaluated epoch. The legend names the losses, one entry toggling both twins (so it
-    stays two rows on a phone); the hover text and the caption say which line is which.
+    at every evaluated epoch. The legend names the losses, one entry toggling every twin of a loss
+    (so it stays two rows on a phone, whatever the seeds); the hover text (with the seed, where
+    pairs have several) and the caption say which line is which.
 
     Args:
         pairs: ``(reference run, its twin)`` results, for instance from
@@ -563,13 +564,17 @@ def twin_figure(pairs: Sequence[tuple[dict, dict]], setting: str, *, names: Mapp
               ("nc1", "NC1", True))
     fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.05)
     shown: dict[str, list[float]] = {key: [] for key, _, _ in panels}
+    several_seeds = len({reference["config"]["seed"] for reference, _ in pairs}) > 1
+    in_legend: set[str] = set()
     for reference, twin in pairs:
         loss = reference["config"]["loss"]
         color = LOSS_COLORS.get(loss, "#7f7f7f")
         for run, dash in ((reference, "solid"), (twin, "dash")):
             value = run["config"][setting]
-            label = f"{LOSS_LABELS.get(loss, loss)}, {names.get(value, value)}"
-            first = run is reference
+            seed = f", seed {run['config']['seed']}" if several_seeds else ""
+            label = f"{LOSS_LABELS.get(loss, loss)}{seed}, {names.get(value, value)}"
+            first = loss not in in_legend  # one legend entry per loss, however many seeds
+            in_legend.add(loss)
             size = run["provenance"]["dataset"]["train_size"]
             evaluated = [e for e in run["epochs"] if e.get("clean_train_acc") is not None]
             x = [e["epoch"] for e in evaluated]

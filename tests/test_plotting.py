@@ -90,8 +90,8 @@ def test_twin_figure_draws_each_run_beside_its_twin():
     training images is drawn at half an image on the log axis."""
     from ncrepro.plotting import LOSS_COLORS, twin_figure
 
-    def run(loss, precision, accs):
-        return {"config": {"loss": loss, "precision": precision},
+    def run(loss, precision, accs, seed=0):
+        return {"config": {"loss": loss, "precision": precision, "seed": seed},
                 "provenance": {"dataset": {"train_size": 1_000}},
                 "epochs": [{"epoch": 5 * (i + 1), "clean_train_acc": a, "test_acc": 0.7, "nc1": 0.5 / (i + 1)}
                            for i, a in enumerate(accs)]}
@@ -108,3 +108,8 @@ def test_twin_figure_draws_each_run_beside_its_twin():
     assert wrong[0].line.color == wrong[1].line.color == LOSS_COLORS["ce"] != wrong[2].line.color
     assert fig.layout.yaxis.type == "log" and fig.layout.yaxis3.type == "log" and fig.layout.yaxis2.type != "log"
     assert list(fig.data[1].y) == [70.0, 70.0]
+    # Twins of a second seed join their loss's legend entry; the hover text names the seed.
+    second = (run("ce", "bf16", [0.9, 1.0], seed=1), run("ce", "fp32", [0.9, 1.0], seed=1))
+    fig = twin_figure(pairs + [second], "precision", names={"bf16": "bfloat16", "fp32": "float32"})
+    assert [t.name for t in fig.data if t.showlegend] == ["CE", "MSE"]
+    assert "CE, seed 1, float32" in fig.data[-1].hovertemplate and "CE, seed 0, bfloat16" in fig.data[0].hovertemplate
