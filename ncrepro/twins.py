@@ -89,8 +89,7 @@ class Twin:
         ref_name, other_name = self.names(names)
         fits = [f"{name} {_fit_text(run)}" for name, run in ((other_name, self.other), (ref_name, self.reference))]
         nc1 = self.nc1
-        return (f"{labels.get(self.loss, self.loss)}, seed {self.reference['config']['seed']}: "
-                f"{fits[0]}, {fits[1]}; final test accuracy {other_name} minus {ref_name} "
+        return (f"{_twin_name(self, labels)}: {fits[0]}, {fits[1]}; final test accuracy {other_name} minus {ref_name} "
                 f"{self.accuracy.text('.2f', scale=100, unit=' points')} "
                 f"({_verdict(self.accuracy, '.2f', scale=100, unit=' points')}); final NC1 {_factor(nc1.delta)} in "
                 f"{other_name}, {nc1.text('.3f')} in log₁₀ NC1 ({_verdict(nc1, '.3f')})")

@@ -83,7 +83,7 @@ def test_a_twin_reads_as_a_sentence():
     twin = _run("mse", 1, 0.785, 0.004, precision="fp32")
     (pair,) = compare_twins(REFERENCE, [twin], "precision").twins
     text = pair.text({"mse": "MSE"}, {"bf16": "bfloat16", "fp32": "float32"})
-    assert text.startswith("MSE, seed 1: float32 fitted from epoch 2, bfloat16 not fitted (99.70% at the end); "
+    assert text.startswith("MSE with seed 1: float32 fitted from epoch 2, bfloat16 not fitted (99.70% at the end); "
                            "final test accuracy float32 minus bfloat16 +0.50 ± ")
     assert "points (within the noise of two seeds; a trend needs more than " in text
     assert "final NC1 2.00 times lower in float32, −0.301 ± " in text and text.endswith("degrees of freedom)")
@@ -106,7 +106,7 @@ def test_a_comparison_reads_one_twin_in_full_and_several_in_summary():
     assert ". Over the 2 twins, float32 minus bfloat16 on average: final test accuracy +0.35 ± " in text
     assert "points (within noise; a trend needs more than" in text and text.endswith(" degrees of freedom).")
     single = compare_twins(REFERENCE, twins[:1], "precision").text(labels, names)
-    assert single.startswith("CE, seed 0: float32 fitted from epoch 2") and single.endswith(".")
+    assert single.startswith("CE with seed 0: float32 fitted from epoch 2") and single.endswith(".")
     assert "Over the" not in single
     assert compare_twins(REFERENCE, [], "precision").text({}, names) == ""
 
