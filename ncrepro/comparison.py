@@ -25,7 +25,7 @@ import numpy as np
 
 from .metrics import gram_procrustes_distance, simplex_etf
 from .noise import TREND_LEVEL, Difference, Estimate, NoiseTerm, critical_value, difference, mean_estimate
-from .prose import signed
+from .prose import count, signed
 from .results import group_results
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "EQUIVALENCE_FACTOR",
     "compare_with_seeds",
     "no_comparison_reason",
+    "seed_comparison_text",
     "pair_matrix",
     "unrelated_disagreement",
     "MEASURES",
@@ -172,6 +173,31 @@ class SeedComparison:
                 f"{d.text(fmt, scale=scale, unit=unit)}, upper {100 * level:g}% bound "
                 f"{signed(scale * b, fmt)}{unit}, {'below 0: shown' if b < 0 else 'not below 0: not shown'}")
 
+    def text(self) -> str:
+        """The comparison as a reader reads it: both sides' means and their numbers of units, the
+        verdict, the difference with its noise, and, where the noise is measured, what each test
+        found (the trend rule's threshold and :meth:`margin_text`). Agreement in percent of the
+        test images, geometry as a Procrustes distance."""
+        d = self.difference
+        losses, seeds = self.between_losses, self.between_seeds
+        units = (f"over {count(losses.n, 'seed')} with every loss",
+                 f"over {count(seeds.n, 'loss', 'losses')} with several seeds")
+        if MEASURES[self.measure][1]:
+            fmt, scale, unit = ".1f", 100.0, " points"
+            text = (f"networks of different losses agree on {100 * losses.mean:.1f}% of the test images "
+                    f"({units[0]}) and networks of one loss from different seeds on {100 * seeds.mean:.1f}% "
+                    f"({units[1]}): the losses are {self.verdict} (difference "
+                    f"{d.text(fmt, scale=scale, unit=unit)}")
+        else:
+            fmt, scale, unit = ".3f", 1.0, ""
+            text = (f"networks of different losses are {self.verdict} (mean distance {losses.mean:.3f} between "
+                    f"losses, {units[0]}, against {seeds.mean:.3f} between seeds, {units[1]}; difference "
+                    f"{d.text(fmt)}")
+        if d.measured:
+            text += (f"; {d.rule_text(fmt, scale=scale, unit=unit)}; "
+                     f"{self.margin_text(fmt, scale=scale, unit=unit)}")
+        return text + ")"
+
 
 def _independent_units(pairs: list[NetworkPair]) -> tuple[list[float], list[float]]:
     """The pairs' values averaged over units that share no network: pairs between losses per
@@ -224,6 +250,17 @@ def compare_with_seeds(pairs: list[NetworkPair], measure: str, *,
     else:
         verdict = "as close as seeds" if _upper_bound(margin, level) < 0 else NOT_SHOWN_CLOSE
     return SeedComparison(measure, a, b, d, verdict, margin)
+
+
+def seed_comparison_text(pairs: list[NetworkPair], measure: str) -> str:
+    """:meth:`SeedComparison.text` of :func:`compare_with_seeds` on ``pairs``, or, where there is
+    no comparison, :func:`no_comparison_reason`: the sentence a chapter prints either way.
+
+    >>> seed_comparison_text([], "geometry")
+    'there are not yet two seeds of one loss to compare with'
+    """
+    found = compare_with_seeds(pairs, measure)
+    return no_comparison_reason(pairs) if found is None else found.text()
 
 
 def no_comparison_reason(pairs: list[NetworkPair]) -> str:

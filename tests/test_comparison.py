@@ -14,6 +14,7 @@ from ncrepro.comparison import (
     no_comparison_reason,
     pair_matrix,
     prediction_agreement,
+    seed_comparison_text,
     unrelated_disagreement,
 )
 from ncrepro.metrics import simplex_etf
@@ -189,3 +190,28 @@ def test_why_there_is_no_comparison_with_seeds():
     patchy = seeds + ce_ls + [NetworkPair("losses", setting, "ls", "fl", 1, 1, 0.7)]
     assert compare_with_seeds(patchy, "agreement") is None
     assert no_comparison_reason(patchy).startswith("no seed has a network of every loss yet")
+
+
+def test_a_comparison_with_seeds_reads_as_one_sentence():
+    """Agreement in percent with both tests once the noise is measured; geometry as a distance;
+    a single unit on a side: the verdict and 'noise not measured', no test; nothing to compare:
+    the reason instead of a verdict."""
+    setting = ("resnet18", 0.125, 100)
+    pairs = [NetworkPair("seeds", setting, loss, loss, 0, 1, v) for loss, v in (("ce", 0.90), ("ls", 0.92))]
+    pairs += [NetworkPair("losses", setting, "ce", "ls", s, s, v) for s, v in enumerate((0.86, 0.87, 0.86, 0.87))]
+    text = seed_comparison_text(pairs, "agreement")
+    assert text == compare_with_seeds(pairs, "agreement").text()
+    assert text.startswith("networks of different losses agree on 86.5% of the test images (over 4 seeds with every "
+                           "loss) and networks of one loss from different seeds on 91.0% (over 2 losses with several "
+                           f"seeds): the losses are {NOT_SHOWN_CLOSE} (difference −4.5 ± ")
+    assert "; a trend needs more than " in text
+    assert " degrees of freedom; disagreement between losses minus 1.25 times" in text
+    assert text.endswith("not below 0: not shown)")
+    geometry = [NetworkPair(p.kind, p.setting, p.loss_a, p.loss_b, p.seed_a, p.seed_b, 1 - p.value) for p in pairs]
+    assert seed_comparison_text(geometry, "geometry").startswith(
+        f"networks of different losses are {NOT_SHOWN_CLOSE} (mean distance 0.135 between losses, over 4 seeds "
+        "with every loss, against 0.090 between seeds, over 2 losses with several seeds; difference +0.045 ± ")
+    one_unit = seed_comparison_text(geometry[:1] + geometry[2:], "geometry")
+    assert one_unit.startswith(f"networks of different losses are {NOT_YET_COMPARABLE} (")
+    assert one_unit.endswith("noise not measured)") and "a trend needs" not in one_unit
+    assert seed_comparison_text(pairs[2:], "agreement") == no_comparison_reason(pairs[2:])
