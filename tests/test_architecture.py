@@ -107,3 +107,13 @@ def test_every_table_a_chapter_builds_is_shown():
                 if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "html_table":
                     assert id(node) in shown, (f"{nb_path.name}, cell {i}: an html_table that is neither the "
                                                f"cell's last expression nor passed to display() is never shown")
+
+
+def test_every_chapter_cell_has_a_unique_id():
+    """nbformat 4.5 requires a cell id; a cell added by hand without one fails validation later,
+    deep in papermill or nbval (a warning made an error), far from its cause."""
+    for nb_path in sorted((ROOT / "book").glob("*.ipynb")):
+        ids = [cell.get("id") for cell in json.loads(nb_path.read_text())["cells"]]
+        missing = [i for i, cell_id in enumerate(ids) if not cell_id]
+        assert not missing, f"{nb_path.name}: cells {missing} have no id"
+        assert len(set(ids)) == len(ids), f"{nb_path.name}: cell ids repeat"
