@@ -180,18 +180,19 @@ def twins_against_seeds(comparison: TwinComparison, reference: list[dict], label
     when every twin is closer than every pair of seeds in both measures does the text say so."""
     if not comparison.twins:
         return ""
-    settings = {tuple(t.reference["config"][k] for k in ("arch", "width", "epochs")) for t in comparison.twins}
+    def setting_of(result):  # the setting network_pairs groups networks by
+        return tuple(result["config"][k] for k in ("arch", "width", "epochs"))
 
-    def local(results):  # only the twins' settings can hold their yardstick: no pair is formed elsewhere
-        return [r for r in results if tuple(r["config"][k] for k in ("arch", "width", "epochs")) in settings]
-
-    ref_name, other_name = comparison.twins[0].names(names)
+    settings = {setting_of(t.reference) for t in comparison.twins}
+    # Only the twins' settings can hold their yardstick: no pair is formed elsewhere.
+    sets = [(name, [r for r in results if setting_of(r) in settings])
+            for name, results in zip(comparison.twins[0].names(names), (reference, others))]
+    ref_name, other_name = sets[0][0], sets[1][0]
     clauses, readings, all_closer, all_further = [], [], True, True
     for measure in ("agreement", "geometry"):
         fn, larger_is_closer = MEASURES[measure]
         # Pairs within each set: two seeds at one value of the setting, never one of each.
-        by_set = [(name, [p for p in network_pairs(local(results), measure) if p.kind == "seeds"])
-                  for name, results in ((ref_name, reference), (other_name, others))]
+        by_set = [(name, [p for p in network_pairs(results, measure) if p.kind == "seeds"]) for name, results in sets]
         pairs = [p for _, set_pairs in by_set for p in set_pairs]
         if not pairs:
             return ""
@@ -199,8 +200,8 @@ def twins_against_seeds(comparison: TwinComparison, reference: list[dict], label
         # Which losses the yardstick comes from: a twin of a loss without two seeds has none of its own.
         sources = [(name, join_list(labels.get(loss, loss) for loss in dict.fromkeys(p.loss_a for p in set_pairs)))
                    for name, set_pairs in by_set if set_pairs]
-        losses = sources[0][1] if [name for name, _ in sources] == [ref_name] else "; ".join(
-            f"{who} in {name}" for name, who in sources)
+        only_reference = len(sources) == 1 and sources[0][0] == ref_name
+        losses = sources[0][1] if only_reference else "; ".join(f"{who} in {name}" for name, who in sources)
         twins = [fn(t.reference, t.other) for t in comparison.twins]
         fmt = (lambda v: f"{100 * v:.1f}%") if larger_is_closer else (lambda v: f"{v:.3f}")
         spread = fmt(min(seeds)) if len(seeds) == 1 else f"{fmt(min(seeds))} to {fmt(max(seeds))}"
