@@ -98,12 +98,17 @@ class NetworkPair:
     value: float
 
 
+def _measure(measure: str) -> tuple[Callable[[dict, dict], float], bool]:
+    """``MEASURES[measure]``, or a ValueError naming the measures there are."""
+    if measure not in MEASURES:
+        raise ValueError(f"unknown measure {measure!r}; choose one of {list(MEASURES)}")
+    return MEASURES[measure]
+
+
 def network_pairs(results: list[dict], measure: str) -> list[NetworkPair]:
     """Every pair of networks in the same setting that differs in exactly one of loss and seed:
     different losses at the same seed, or the same loss at different seeds."""
-    if measure not in MEASURES:
-        raise ValueError(f"unknown measure {measure!r}; choose one of {list(MEASURES)}")
-    fn, _ = MEASURES[measure]
+    fn, _ = _measure(measure)
     pairs = []
     for setting, group in group_results(results, ("arch", "width", "epochs")).items():
         for i, a in enumerate(group):
@@ -233,6 +238,7 @@ def compare_with_seeds(pairs: list[NetworkPair], measure: str, *,
     (:meth:`ncrepro.noise.Difference.is_trend`). No trend is not yet closeness: with few units
     a test finds no difference even between losses that differ a lot. So "as close as seeds"
     also needs the one-sided equivalence test of :data:`EQUIVALENCE_FACTOR` to pass."""
+    _, larger_is_closer = _measure(measure)
     if not any(p.kind == "losses" for p in pairs) or not any(p.kind == "seeds" for p in pairs):
         return None
     losses, seeds = _independent_units(pairs)
@@ -240,7 +246,6 @@ def compare_with_seeds(pairs: list[NetworkPair], measure: str, *,
         return None
     a, b = mean_estimate(losses), mean_estimate(seeds)
     d = difference(b, a)
-    _, larger_is_closer = MEASURES[measure]
     margin = _margin(a, b, larger_is_closer)
     if not d.measured:
         verdict = NOT_YET_COMPARABLE

@@ -215,3 +215,7 @@ def test_a_comparison_with_seeds_reads_as_one_sentence():
     assert one_unit.startswith(f"networks of different losses are {NOT_YET_COMPARABLE} (")
     assert one_unit.endswith("noise not measured)") and "a trend needs" not in one_unit
     assert seed_comparison_text(pairs[2:], "agreement") == no_comparison_reason(pairs[2:])
+    # A measure there is not: a ValueError naming the ones there are, with or without pairs.
+    for given in (pairs, []):
+        with pytest.raises(ValueError, match="unknown measure 'cka'; choose one of"):
+            seed_comparison_text(given, "cka")
