@@ -24,7 +24,9 @@ commit=$(git rev-parse HEAD)
 [ -z "$(git status --porcelain --untracked-files=no -- . ":(exclude)data")" ] || commit="$commit-dirty"
 echo "$commit" > data/device-lib/COMMIT
 total=$(du -cb data/packs data/device-lib | tail -1 | cut -f1)
-tracked=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
+# A tracked file missing from the working tree (a finished run's checkpoint, deleted before its
+# commit) makes du fail; count what is there rather than stop.
+tracked=$(git ls-files -z | { xargs -0 du -cb 2>/dev/null || true; } | tail -1 | cut -f1)
 echo "prepared: data/packs ($(du -sh data/packs | cut -f1)), data/device-lib ($(du -sh data/device-lib | cut -f1)), commit $commit"
 echo "travelling: $(( (total + tracked) / 1048576 )) MiB of the 64 MiB allowed"
 echo 'run (device tool): command "scripts/gpu-sweep.sh book-gpu 8.5", carry ["data/packs", "data/device-lib"], timeout_s 600'
