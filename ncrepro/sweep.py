@@ -142,6 +142,11 @@ def run_protocol(name_or_path: str, *, results_dir: Path | None = None, device: 
     report = SweepReport()
     splits_cache = _SplitCache()
     rates: dict[tuple, Throughput] = {}
+    observed: set[tuple] = set()  # rate keys whose rate comes from a run finished in this call
+    # How much longer finished runs took than their measured estimate: a few timed steps miss
+    # what a whole run pays (on a lent H200, epochs ran 1.1-1.4x slower than the steps timed
+    # before them), so runs of kinds not yet observed on this device are estimated that much longer.
+    slowdown = 1.0
     for i, (name, config) in enumerate(runs, 1):
         if compile:
             config.compile = compile
@@ -169,7 +174,8 @@ def run_protocol(name_or_path: str, *, results_dir: Path | None = None, device: 
                 log(f"measured {config.arch} width {config.width:g} on {config.device}: "
                     f"{r.train_images_per_s:,.0f} training images/s, {r.eval_images_per_s:,.0f} evaluation "
                     f"images/s, setup {r.setup_seconds:.1f} s (compiled: {r.compiled})")
-            estimate = estimate_seconds(config, splits, rates[key])
+            measured = estimate_seconds(config, splits, rates[key])
+            estimate = measured if key in observed else measured * slowdown
             left = deadline - time.monotonic()
             if estimate > left:
                 log(f"{tag}: skipped, estimated {estimate / 60:.1f} min > {max(left, 0.0) / 60:.1f} min left")
@@ -202,8 +208,15 @@ def run_protocol(name_or_path: str, *, results_dir: Path | None = None, device: 
         if deadline is not None:
             # The finished run is the best measurement of its own kind of run: its training time
             # (training and evaluations, pauses left out) is charged to training images from now on.
-            per_image = training_seconds(result) / max(1, config.epochs * len(splits.train))
-            rates[_rate_key(config)] = Throughput(1.0 / per_image, math.inf, 0.0, rates[_rate_key(config)].compiled)
+            key = _rate_key(config)
+            seconds = training_seconds(result)
+            if key not in observed and state == "starting" and 0 < measured < 1.1 * seconds / slowdown:
+                slowdown = 1.1 * seconds / measured
+                log(f"{name} took {slowdown:.2f}x its measured estimate: runs of kinds not yet finished "
+                    f"here are estimated that much longer")
+            per_image = seconds / max(1, config.epochs * len(splits.train))
+            rates[key] = Throughput(1.0 / per_image, math.inf, 0.0, rates[key].compiled)
+            observed.add(key)
     if report.results:
         log(summary_table(report.results))
     log(f"{proto['name']}: {report.line()}")

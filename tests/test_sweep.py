@@ -147,6 +147,31 @@ def test_budget_skips_what_does_not_fit_and_stops_at_epoch_boundaries(tmp_path, 
     assert states == {"resnet18-w0.0625-e6-ce-s0": "partial (epoch 2 of 6)", "resnet18-w0.0625-e1-ce-s0": "done"}
 
 
+def test_budget_estimates_new_kinds_of_run_as_slow_as_finished_runs_were(tmp_path, monkeypatch):
+    # A lent H200 ran whole epochs 1.1-1.4x slower than the steps timed before them, and two runs
+    # that the measurement said would fit were stopped by the deadline, their work lost with the
+    # machine. Once a run has finished, runs of kinds not yet finished are estimated that much longer.
+    tree = make_image_folder(tmp_path / "tree", train_per_class=8, test_per_class=2)
+    proto = write_protocol(tmp_path / "tiny.json", tree, grid={"width": [0.0625, 0.125], "loss": ["ce"]})
+    out = tmp_path / "results"
+    fast = sweep.Throughput(train_images_per_s=1e4, eval_images_per_s=1e9, setup_seconds=0.0, compiled="off")
+    monkeypatch.setattr(sweep, "measure_throughput", lambda config, splits: fast)
+    # Each finished run reports 60 s of training, thousands of times its measured estimate: the
+    # second kind, measured as fast, is estimated at 1.1 x 60 s and no longer fits the minute.
+    monkeypatch.setattr(sweep, "training_seconds", lambda result: 60.0)
+    logs = []
+    report = sweep.run_protocol(str(proto), results_dir=out, progress=False, log=logs.append, budget_minutes=1.0)
+    assert report.done == ["resnet18-w0.0625-e2-ce-s0"] and report.skipped == ["resnet18-w0.125-e2-ce-s0"]
+    text = "\n".join(logs)
+    assert "resnet18-w0.0625-e2-ce-s0 took" in text and "its measured estimate" in text
+    assert "resnet18-w0.125-e2-ce-s0: skipped, estimated" in text
+    # Without the slow finished run, the same measurement lets the second kind start.
+    (out / "resnet18-w0.0625-e2-ce-s0.json").unlink()
+    monkeypatch.setattr(sweep, "training_seconds", lambda result: 1e-3)
+    report = sweep.run_protocol(str(proto), results_dir=out, progress=False, log=logs.append, budget_minutes=1.0)
+    assert report.done == ["resnet18-w0.0625-e2-ce-s0", "resnet18-w0.125-e2-ce-s0"] and not report.skipped
+
+
 def test_export_and_import(tmp_path, capsys):
     tree = make_image_folder(tmp_path / "tree", train_per_class=8, test_per_class=2)
     proto = write_protocol(tmp_path / "tiny.json", tree, grid={"loss": ["ce", "mse"]})

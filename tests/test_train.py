@@ -172,3 +172,18 @@ def test_every_option_shows_its_help_and_default(capsys):
         assert actions[f.name].default == f.default, f.name
     assert "(default: True)" in text and "--no-augment" in text   # a boolean shows both forms
     assert "(default: mean)" in text
+
+
+def test_measure_throughput_times_the_training_loop_and_charges_compiling_to_setup(tree):
+    from ncrepro.data import load_dataset, make_splits
+
+    # 160 training images less 8 for validation: 152 = 9 batches of 16 and a short one of 8, so
+    # the short batch is among the untimed steps.
+    train_set, test_set, desc = load_dataset(str(tree))
+    splits = make_splits(train_set, test_set, desc, val_size=8)
+    assert len(splits.train) % 16 == 8
+    rate = train_mod.measure_throughput(tiny_config(tree), splits, steps=2, warmup=1)
+    assert rate.train_images_per_s > 0 and rate.eval_images_per_s > 0 and rate.setup_seconds >= 0
+    assert rate.compiled == "off"
+    with pytest.raises(ValueError, match="at least 1"):
+        train_mod.measure_throughput(tiny_config(tree), splits, steps=0)
