@@ -193,48 +193,73 @@ _ONE_UNIT = ("each side needs two independent units (seeds at which every loss h
              "comparison waits for more seeds.")
 
 
-def equivalent_features(eq: dict) -> Verdict:
-    (e,) = _need(eq, "equivalence", "eq_evidence")
+def _equivalence_reading(e: dict) -> tuple[str, str]:
+    """(verdict, evidence) of one set of networks' comparisons with the seed yardstick, as glued
+    by the equivalence chapter: ``networks``, and ``geometry``/``agreement`` verdicts of
+    ncrepro.comparison.compare_with_seeds (None where nothing could be compared)."""
     verdicts = {k: e[k] for k in ("geometry", "agreement") if e.get(k)}
     names = {"geometry": "class-mean geometry", "agreement": "test predictions"}
     if not verdicts:
         # The chapter says why (ncrepro.comparison.no_comparison_reason); the first reason if not.
         reason = e.get("no_comparison") or "there are not yet two seeds of one loss to compare with"
-        evidence = ("Networks of different losses cannot yet be set beside networks of one loss from different "
-                    f"seeds, the yardstick of every comparison between losses: {reason}.")
-        verdict = "not tested at this scale"
-    elif all(v == NOT_YET_COMPARABLE for v in verdicts.values()):
-        evidence = ("Networks of different losses cannot yet be judged against networks of one loss from "
-                    f"different seeds in their {join_list(names[k] for k in verdicts)}: {_ONE_UNIT}")
-        verdict = "not tested at this scale"
-    else:
-        evidence = ("Against networks of one loss from different seeds, networks of different losses are "
-                    + join_list(f"{'not yet judged' if v == NOT_YET_COMPARABLE else v} in their {names[k]}"
-                                for k, v in verdicts.items()) + ".")
-        alike = all(v in _CLOSE for v in verdicts.values())
-        verdict = "reproduced" if alike and len(verdicts) == 2 else "not tested at this scale"
-        if any(v == NOT_YET_COMPARABLE for v in verdicts.values()):
-            evidence += " " + _ONE_UNIT[0].upper() + _ONE_UNIT[1:]
-        apart = [names[k] for k, v in verdicts.items() if v == "further apart than seeds"]
-        unshown = [names[k] for k, v in verdicts.items() if v == NOT_SHOWN_CLOSE]
-        if apart:
-            evidence += (f" At this scale the losses differ by more than seeds do in their {join_list(apart)}, so "
-                         "these networks do not yet learn the same features; the claim is about larger networks.")
-        if unshown:
-            evidence += (f" In their {join_list(unshown)} no difference from seeds is found, but too few "
-                         f"independent units to show the losses less than {EQUIVALENCE_FACTOR:g} times as far apart "
-                         "as seeds, the margin that \"as close as seeds\" has to clear; the comparison waits for "
-                         "more seeds.")
+        return "not tested at this scale", (
+            "Networks of different losses cannot yet be set beside networks of one loss from different "
+            f"seeds, the yardstick of every comparison between losses: {reason}.")
+    if all(v == NOT_YET_COMPARABLE for v in verdicts.values()):
+        return "not tested at this scale", (
+            "Networks of different losses cannot yet be judged against networks of one loss from "
+            f"different seeds in their {join_list(names[k] for k in verdicts)}: {_ONE_UNIT}")
+    evidence = ("Against networks of one loss from different seeds, networks of different losses are "
+                + join_list(f"{'not yet judged' if v == NOT_YET_COMPARABLE else v} in their {names[k]}"
+                            for k, v in verdicts.items()) + ".")
+    alike = all(v in _CLOSE for v in verdicts.values())
+    verdict = "reproduced" if alike and len(verdicts) == 2 else "not tested at this scale"
+    if any(v == NOT_YET_COMPARABLE for v in verdicts.values()):
+        evidence += " " + _ONE_UNIT[0].upper() + _ONE_UNIT[1:]
+    apart = [names[k] for k, v in verdicts.items() if v == "further apart than seeds"]
+    unshown = [names[k] for k, v in verdicts.items() if v == NOT_SHOWN_CLOSE]
+    if apart:
+        evidence += (f" At this scale the losses differ by more than seeds do in their {join_list(apart)}, so "
+                     "these networks do not yet learn the same features; the claim is about larger networks.")
+    if unshown:
+        evidence += (f" In their {join_list(unshown)} no difference from seeds is found, but too few "
+                     f"independent units to show the losses less than {EQUIVALENCE_FACTOR:g} times as far apart "
+                     "as seeds, the margin that \"as close as seeds\" has to clear; the comparison waits for "
+                     "more seeds.")
+    return verdict, evidence
+
+
+def _judged(e: dict | None) -> bool:
+    return bool(e) and any(e.get(k) not in (None, NOT_YET_COMPARABLE) for k in ("geometry", "agreement"))
+
+
+def equivalent_features(eq: dict) -> Verdict:
+    """The terminal-phase set's comparison, and the float32 control's (``eq_control_evidence``)
+    once it judges a measure: reproduced only where a set shows both measures as close as seeds
+    and no set shows the losses further apart than seeds."""
+    (e,) = _need(eq, "equivalence", "eq_evidence")
+    verdict, evidence = _equivalence_reading(e)
+    scale = e["networks"]
+    control = eq.get("eq_control_evidence")
+    if _judged(control):
+        control_verdict, control_evidence = _equivalence_reading(control)
+        apart = any("further apart than seeds" in (x.get("geometry"), x.get("agreement")) for x in (e, control))
+        verdict = ("reproduced" if "reproduced" in (verdict, control_verdict) and not apart
+                   else "not tested at this scale")
+        evidence = (f"Terminal-phase set (bfloat16 training): {evidence} Its float32 control ({control['networks']}): "
+                    f"{control_evidence}")
+        scale = f"{scale}; float32 control: {control['networks']}"
     return Verdict(
         claim="All losses produce equivalent features",
         short="Equivalent features",
         verdict=verdict,
-        scale=e["networks"],
+        scale=scale,
         chapter="equivalence",
         evidence=evidence,
-        rule="reproduced if networks of different losses are shown to be as close as networks of one loss from "
-             f"different seeds (no further apart by the trend rule, and less than {EQUIVALENCE_FACTOR:g} times as far "
-             "apart by a one-sided test), in geometry and in predictions; otherwise not tested at this scale",
+        rule="reproduced if, on a set with two seeds of every loss, networks of different losses are shown to be as "
+             "close as networks of one loss from different seeds (no further apart by the trend rule, and less than "
+             f"{EQUIVALENCE_FACTOR:g} times as far apart by a one-sided test) in geometry and in predictions, and no "
+             "set shows them further apart; otherwise not tested at this scale",
     )
 
 

@@ -209,3 +209,28 @@ def test_no_difference_without_shown_closeness_is_not_equivalence():
     closer = score(_chapters(equivalence={"eq_evidence": {"networks": "8 networks", "geometry": "closer than seeds",
                                                           "agreement": "as close as seeds"}}))[5]
     assert closer.verdict == "reproduced"
+
+
+def test_the_float32_control_counts_once_it_judges_a_measure():
+    from ncrepro.comparison import NOT_YET_COMPARABLE
+
+    waiting = {"networks": "bf16 set", "geometry": NOT_YET_COMPARABLE, "agreement": NOT_YET_COMPARABLE}
+    # A control that judges nothing yet leaves the row as the terminal-phase set has it.
+    unjudged = {"networks": "fp32 set", "geometry": NOT_YET_COMPARABLE, "agreement": None}
+    alone = score(_chapters(equivalence={"eq_evidence": waiting}))[5]
+    both = score(_chapters(equivalence={"eq_evidence": waiting, "eq_control_evidence": unjudged}))[5]
+    assert both == alone and "float32" not in both.evidence
+    # A judged control is read beside the set, with its own scale; losses further apart than seeds
+    # in either set keep the claim untested.
+    apart = {"networks": "fp32 set", "geometry": "further apart than seeds", "agreement": "as close as seeds"}
+    v = score(_chapters(equivalence={"eq_evidence": waiting, "eq_control_evidence": apart}))[5]
+    assert v.verdict == "not tested at this scale" and v.scale == "bf16 set; float32 control: fp32 set"
+    assert v.evidence.startswith("Terminal-phase set (bfloat16 training): Networks of different losses cannot yet")
+    assert "Its float32 control (fp32 set): Against networks of one loss from different seeds" in v.evidence
+    assert "differ by more than seeds do in their class-mean geometry" in v.evidence
+    close = {"networks": "fp32 set", "geometry": "as close as seeds", "agreement": "closer than seeds"}
+    assert score(_chapters(equivalence={"eq_evidence": waiting, "eq_control_evidence": close}))[5].verdict == \
+        "reproduced"
+    apart_main = {"networks": "bf16 set", "geometry": "as close as seeds", "agreement": "further apart than seeds"}
+    assert score(_chapters(equivalence={"eq_evidence": apart_main, "eq_control_evidence": close}))[5].verdict == \
+        "not tested at this scale"
