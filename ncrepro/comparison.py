@@ -26,7 +26,7 @@ import numpy as np
 from .metrics import gram_procrustes_distance, simplex_etf
 from .noise import TREND_LEVEL, Difference, Estimate, NoiseTerm, critical_value, difference, mean_estimate
 from .prose import count, signed
-from .results import group_results
+from .results import SETTING_KEYS, group_results
 
 __all__ = [
     "geometry_distance",
@@ -110,7 +110,7 @@ def network_pairs(results: list[dict], measure: str) -> list[NetworkPair]:
     different losses at the same seed, or the same loss at different seeds."""
     fn, _ = _measure(measure)
     pairs = []
-    for setting, group in group_results(results, ("arch", "width", "epochs")).items():
+    for setting, group in group_results(results, SETTING_KEYS).items():
         for i, a in enumerate(group):
             for b in group[i + 1:]:
                 ca, cb = a["config"], b["config"]

@@ -41,6 +41,8 @@ __all__ = [
     "finished_result",
     "load_results",
     "group_results",
+    "SETTING_KEYS",
+    "setting_of",
     "result_set_summary",
     "training_seconds",
     "in_terminal_phase",
@@ -99,6 +101,16 @@ def load_results(protocol: str | dict, *, results_dir: Path | None = None) -> li
 
 def _sort_key(value):
     return (value is None, str(type(value)), value if value is not None else 0)
+
+
+#: What makes a *setting*: networks compared across losses and seeds share these config values
+#: (the accuracy grid's cells, the pairs of the equivalence tests, the twins' settings).
+SETTING_KEYS = ("arch", "width", "epochs")
+
+
+def setting_of(result: dict) -> tuple:
+    """The setting ``(arch, width, epochs)`` of a result (:data:`SETTING_KEYS`)."""
+    return tuple(result["config"].get(k) for k in SETTING_KEYS)
 
 
 def group_results(results: list[dict], by: tuple[str, ...]) -> dict[tuple, list[dict]]:
@@ -347,8 +359,8 @@ def accuracy_grid(results: list[dict], metric=lambda r: r["summary"]["final_test
     values: dict[tuple, list[float]] = {}
     seeds: dict[tuple, list[int]] = {}
     losses: list[str] = []
-    for (arch, width, epochs, loss), group in group_results(results, ("arch", "width", "epochs", "loss")).items():
-        cell = (arch, width, epochs)
+    for (*setting, loss), group in group_results(results, (*SETTING_KEYS, "loss")).items():
+        cell = tuple(setting)
         values[(cell, loss)] = [float(metric(r)) for r in group]
         seeds[(cell, loss)] = [r["config"]["seed"] for r in group]
         if loss not in losses:

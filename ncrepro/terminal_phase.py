@@ -21,6 +21,7 @@ from .results import (
     in_terminal_phase,
     loss_rank,
     metric_estimates,
+    setting_of,
     terminal_phase_onset,
     terminal_phase_share,
 )
@@ -194,7 +195,7 @@ class TerminalPhaseSummary:
             # The spreads rest only on the widths where every loss trained so far has finished (a
             # spread over fewer would not compare with one over all four).
             "spread_networks": networks_scale(
-                [r for r in self.results if tuple(r["config"][k] for k in ("arch", "width", "epochs")) in complete],
+                [r for r in self.results if setting_of(r) in complete],
                 none="no width with every loss finished yet"),
             "nc1_drop_min": self.nc1_drop_min,
             "nc1_order": join_list(self.nc1_orderings(labels)),

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from .comparison import MEASURES, network_pairs
 from .noise import NOISE_NOT_MEASURED, Difference, accuracy_estimate, difference, log_estimate, mean_difference
 from .prose import count, join_list, signed, value_range
-from .results import accuracy_grid, final_value, metric_seed_noise, terminal_phase_onset
+from .results import accuracy_grid, final_value, metric_seed_noise, setting_of, terminal_phase_onset
 from .train import EXECUTION_SETTINGS, stored_settings
 
 __all__ = ["Twin", "TwinComparison", "twin_pairs", "compare_twins", "twins_against_seeds"]
@@ -180,9 +180,6 @@ def twins_against_seeds(comparison: TwinComparison, reference: list[dict], label
     when every twin is closer than every pair of seeds in both measures does the text say so."""
     if not comparison.twins:
         return ""
-    def setting_of(result):  # the setting network_pairs groups networks by
-        return tuple(result["config"][k] for k in ("arch", "width", "epochs"))
-
     settings = {setting_of(t.reference) for t in comparison.twins}
     # Only the twins' settings can hold their yardstick: no pair is formed elsewhere.
     sets = [(name, [r for r in results if setting_of(r) in settings])

@@ -179,3 +179,13 @@ def test_result_set_summary_states_the_scale_and_the_machines():
     assert (s["runs"], s["grid_runs"], s["seeds"]) == (3, 4, [0, 1, 2])
     assert s["train_images"] == [45_000] and s["lossy_jpeg"]
     assert s["commits"] == ["0000000000", "1111111111", "2222222222"] and s["wall_hours"] == pytest.approx(3.0)
+
+
+def test_setting_of_is_the_key_results_are_grouped_by():
+    from ncrepro.results import SETTING_KEYS, group_results, setting_of
+
+    runs = [{"config": {"arch": "resnet18", "width": w, "epochs": 100, "loss": loss, "seed": 0}}
+            for w in (0.25, 0.125) for loss in ("ce", "mse")]
+    assert setting_of(runs[0]) == ("resnet18", 0.25, 100)
+    assert list(group_results(runs, SETTING_KEYS)) == [("resnet18", 0.125, 100), ("resnet18", 0.25, 100)]
+    assert all(setting_of(r) == key for key, group in group_results(runs, SETTING_KEYS).items() for r in group)
