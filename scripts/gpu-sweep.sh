@@ -9,7 +9,9 @@
 #   1. check in seconds that the machine can run PROTOCOL (imports, device, dataset), else stop
 #      with one line;
 #   2. optionally (BENCH_SECONDS=N) run benchmarks/train_throughput.py for about N seconds
-#      first, its report in $OUT/benchmark.txt, and take that time off the sweep's budget;
+#      first, with the arguments in BENCH_ARGS if set (for example
+#      BENCH_ARGS="--paths bf16/default,bf16/reduce-overhead --widths 1 --repeats 2"), its
+#      report in $OUT/benchmark.txt, and take that time off the sweep's budget;
 #   3. run the budgeted sweep: pending runs in the protocol's priority order, each started only
 #      if its measured-throughput estimate fits the minutes left;
 #   4. always write the finished results into one archive, $OUT/results.tar.gz.
@@ -58,7 +60,9 @@ rc=${PIPESTATUS[0]}
 # 2. Optional throughput benchmark, charged to the budget.
 if [ -n "${BENCH_SECONDS:-}" ]; then
     [[ $BENCH_SECONDS =~ ^[0-9]+$ ]] || die "BENCH_SECONDS must be a whole number of seconds"
-    timeout --signal=INT "$BENCH_SECONDS" "$py" benchmarks/train_throughput.py --device "$device" \
+    # BENCH_ARGS is split into words on purpose: it holds several arguments.
+    # shellcheck disable=SC2086
+    timeout --signal=INT "$BENCH_SECONDS" "$py" benchmarks/train_throughput.py --device "$device" ${BENCH_ARGS:-} \
         > "$out/benchmark.txt" 2>&1
     echo "benchmark: exit $? after $(( $(date +%s) - started )) s (report in benchmark.txt)" | tee -a "$log"
 fi
