@@ -325,6 +325,11 @@ def _epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Gener
     return gen
 
 
+def _narrowest_convolution(model: torch.nn.Module) -> int:
+    """The fewest output channels of any convolution in ``model`` (a large number if it has none)."""
+    return min((m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)), default=1 << 30)
+
+
 def _compile_mode(config: TrainConfig, device: torch.device) -> str | None:
     if config.compile == "auto":
         return "default" if device.type == "cuda" else None
@@ -358,6 +363,14 @@ class _Trainer:
         self.precision = training_precision(config, device)
         self.compile_mode = _compile_mode(config, device)
         self.compile_failure: str | None = None
+        narrowest = _narrowest_convolution(self.model)
+        if self.compile_mode is not None and device.type == "cpu" and narrowest < 8:
+            # Not an exception _checked_step could catch: the compiled backward corrupts the heap
+            # and the process dies (torch 2.14.1, ResNet18 at width 1/16, both memory formats).
+            self.compile_failure = (f"not compiled: on the CPU the compiled step crashes the process when a "
+                                    f"convolution has fewer than 8 channels (this model's narrowest has {narrowest})")
+            print(f"ncrepro.train: {self.compile_failure}; training uncompiled", file=sys.stderr, flush=True)
+            self.compile_mode = None
         self._step_logits = self._forward_logits
         if self.compile_mode is not None:
             # Static shapes: the short last batch gets its own graph. With dynamic shapes the
@@ -382,8 +395,8 @@ class _Trainer:
         try:
             logits = self._step(x, y)
         except Exception as err:  # noqa: BLE001 - any compiler failure means: run eagerly
-            self.compile_failure = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
-            print(f"ncrepro.train: torch.compile failed ({self.compile_failure}); training uncompiled",
+            self.compile_failure = f"failed: {type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
+            print(f"ncrepro.train: torch.compile {self.compile_failure}; training uncompiled",
                   file=sys.stderr, flush=True)
             self.compile_mode = None
             self._step_logits = self._forward_logits
@@ -765,7 +778,7 @@ def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = 
                         "machines": machines + [segment]}
             _save("checkpoint", ckpt, lambda: _io.atomic_torch_save(snapshot, ckpt))
     compiled = trainer.compile_mode or ("off" if trainer.compile_failure is None
-                                        else f"off (failed: {trainer.compile_failure})")
+                                        else f"off ({trainer.compile_failure})")
     if segment["last_epoch"] >= segment["first_epoch"]:
         machines = machines + [segment]
     result = _result(config, splits, device, history, started, elapsed, analysis, compiled, trainer.precision,

@@ -187,3 +187,12 @@ def test_measure_throughput_times_the_training_loop_and_charges_compiling_to_set
     assert rate.compiled == "off"
     with pytest.raises(ValueError, match="at least 1"):
         train_mod.measure_throughput(tiny_config(tree), splits, steps=0)
+
+
+def test_compiling_on_the_cpu_below_eight_channels_trains_uncompiled_and_says_so(tree, tmp_path, capsys):
+    # torch.compile of ResNet18 at width 1/16 (4-channel convolutions) crashes the process on the
+    # CPU in the compiled backward: such a run trains eagerly, and its result records why.
+    out = tmp_path / "r.json"
+    result = train(tiny_config(tree, epochs=1, compile="default"), out, progress=False, log=lambda m: None)
+    assert result["provenance"]["compiled"].startswith("off (not compiled: on the CPU the compiled step crashes")
+    assert "narrowest has 4" in capsys.readouterr().err
