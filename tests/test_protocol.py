@@ -163,15 +163,16 @@ def test_terminal_phase_protocol_is_the_issue_grid():
 
 
 def test_the_precision_control_twins_the_terminal_phase_runs_at_width_one_eighth():
-    """cifar10-tpt-fp32 holds the runs of cifar10-tpt at width 1/8 with seeds 0 and 1, equal in
-    every setting but the precision (so that an edit of one protocol and not the other fails
+    """cifar10-tpt-fp32 holds the runs of cifar10-tpt at width 1/8 with seeds 0, 1 and 2, equal
+    in every setting but the precision (so that an edit of one protocol and not the other fails
     here), MSE first: the loss whose bfloat16 runs do not fit; then MSE with seed 1 before the
-    other losses, MSE's only pair of seeds at one precision."""
+    other losses, MSE's only pair of seeds at one precision; seed 2 last, in the same order."""
     control = protocol.ordered_runs(protocol.load_protocol("cifar10-tpt-fp32"))
     main = {(c.loss, c.seed): c for _, c in protocol.protocol_runs(protocol.load_protocol("cifar10-tpt"))
             if c.width == 0.125}
     assert [(c.loss, c.seed) for _, c in control] == [("mse", 0), ("ce", 0), ("fl", 0), ("ls", 0),
-                                                   ("mse", 1), ("ce", 1), ("ls", 1), ("fl", 1)]
+                                                   ("mse", 1), ("ce", 1), ("ls", 1), ("fl", 1),
+                                                   ("mse", 2), ("ce", 2), ("ls", 2), ("fl", 2)]
     for _, config in control:
         assert config.precision == "fp32" and main[config.loss, config.seed].precision == "bf16"
         twin = dataclasses.replace(config, precision="bf16")
