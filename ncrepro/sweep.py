@@ -86,13 +86,17 @@ def _rate_key(config: TrainConfig) -> tuple:
     return (config.arch, config.width, config.batch_size, config.augment, config.device, config.compile)
 
 
+#: What :func:`estimate_seconds` adds to the measured time of a run (10%).
+_ESTIMATE_MARGIN = 1.1
+
+
 def estimate_seconds(config: TrainConfig, splits: DataSplits, rate: Throughput) -> float:
     """Estimated wall time of a whole run: its epochs, its evaluations, its setup, plus 10%."""
     evaluations = len({e for e in range(1, config.epochs + 1) if e % config.eval_every == 0 or e == config.epochs})
     eval_images = len(splits.train) + len(splits.val) + len(splits.test)
     seconds = (config.epochs * len(splits.train) / rate.train_images_per_s
                + evaluations * eval_images / rate.eval_images_per_s + rate.setup_seconds)
-    return 1.1 * seconds
+    return _ESTIMATE_MARGIN * seconds
 
 
 class _SplitCache:
@@ -210,8 +214,10 @@ def run_protocol(name_or_path: str, *, results_dir: Path | None = None, device: 
             # (training and evaluations, pauses left out) is charged to training images from now on.
             key = _rate_key(config)
             seconds = training_seconds(result)
-            if key not in observed and state == "starting" and 0 < measured < 1.1 * seconds / slowdown:
-                slowdown = 1.1 * seconds / measured
+            # The measured estimate without its margin, against what the run took.
+            ratio = _ESTIMATE_MARGIN * seconds / measured if measured > 0 else 0.0
+            if key not in observed and state == "starting" and ratio > slowdown:
+                slowdown = ratio
                 log(f"{name} took {slowdown:.2f}x its measured estimate: runs of kinds not yet finished "
                     f"here are estimated that much longer")
             per_image = seconds / max(1, config.epochs * len(splits.train))

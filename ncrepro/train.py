@@ -363,8 +363,8 @@ class _Trainer:
         self.precision = training_precision(config, device)
         self.compile_mode = _compile_mode(config, device)
         self.compile_failure: str | None = None
-        narrowest = _narrowest_convolution(self.model)
-        if self.compile_mode is not None and device.type == "cpu" and narrowest < 8:
+        if (self.compile_mode is not None and device.type == "cpu"
+                and (narrowest := _narrowest_convolution(self.model)) < 8):
             # Not an exception _checked_step could catch: the compiled backward corrupts the heap
             # and the process dies (torch 2.14.1, ResNet18 at width 1/16, both memory formats).
             self.compile_failure = (f"not compiled: on the CPU the compiled step crashes the process when a "

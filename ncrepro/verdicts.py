@@ -186,6 +186,7 @@ def equal_accuracy(real: dict) -> Verdict:
 
 # Verdicts of ncrepro.comparison.compare_with_seeds that count as the same features.
 _CLOSE = ("as close as seeds", "closer than seeds")
+_APART = "further apart than seeds"
 
 # Why a comparison with the seed yardstick is not judged yet (ncrepro.comparison.compare_with_seeds).
 _ONE_UNIT = ("each side needs two independent units (seeds at which every loss has a network; losses with "
@@ -216,7 +217,7 @@ def _equivalence_reading(e: dict) -> tuple[str, str]:
     verdict = "reproduced" if alike and len(verdicts) == 2 else "not tested at this scale"
     if any(v == NOT_YET_COMPARABLE for v in verdicts.values()):
         evidence += " " + _ONE_UNIT[0].upper() + _ONE_UNIT[1:]
-    apart = [names[k] for k, v in verdicts.items() if v == "further apart than seeds"]
+    apart = [names[k] for k, v in verdicts.items() if v == _APART]
     unshown = [names[k] for k, v in verdicts.items() if v == NOT_SHOWN_CLOSE]
     if apart:
         evidence += (f" At this scale the losses differ by more than seeds do in their {join_list(apart)}, so "
@@ -243,7 +244,7 @@ def equivalent_features(eq: dict) -> Verdict:
     control = eq.get("eq_control_evidence")
     if _judged(control):
         control_verdict, control_evidence = _equivalence_reading(control)
-        apart = any("further apart than seeds" in (x.get("geometry"), x.get("agreement")) for x in (e, control))
+        apart = any(_APART in (x.get("geometry"), x.get("agreement")) for x in (e, control))
         verdict = ("reproduced" if "reproduced" in (verdict, control_verdict) and not apart
                    else "not tested at this scale")
         evidence = (f"Terminal-phase set (bfloat16 training): {evidence} Its float32 control ({control['networks']}): "

@@ -113,12 +113,18 @@ def test_a_cpu_without_bf16_is_refused_before_anything_trains(tmp_path, monkeypa
     assert sweep.main([str(proto), "--check"]) == 0
 
 
+def measured_as(monkeypatch, train_images_per_s: float) -> None:
+    """Every throughput measurement of the sweep returns this training speed (evaluation free)."""
+    rate = sweep.Throughput(train_images_per_s=train_images_per_s, eval_images_per_s=1e9, setup_seconds=0.0,
+                            compiled="off")
+    monkeypatch.setattr(sweep, "measure_throughput", lambda config, splits: rate)
+
+
 def test_budget_skips_what_does_not_fit_and_stops_at_epoch_boundaries(tmp_path, monkeypatch):
     tree = make_image_folder(tmp_path / "tree", train_per_class=8, test_per_class=2)
     proto = write_protocol(tmp_path / "tiny.json", tree, grid={"epochs": [6, 1], "loss": ["ce"]})
     out = tmp_path / "results"
-    slow = sweep.Throughput(train_images_per_s=1.0, eval_images_per_s=1e9, setup_seconds=0.0, compiled="off")
-    monkeypatch.setattr(sweep, "measure_throughput", lambda config, splits: slow)
+    measured_as(monkeypatch, 1.0)
     logs = []
     # 24 training images at 1 image/s: the 6-epoch run needs ~160 s, the 1-epoch run ~26 s.
     report = sweep.run_protocol(str(proto), results_dir=out, progress=False, log=logs.append, budget_minutes=1.0)
@@ -126,8 +132,7 @@ def test_budget_skips_what_does_not_fit_and_stops_at_epoch_boundaries(tmp_path, 
     assert not report.stopped_by_budget and "skipped, estimated" in "\n".join(logs)
     assert sorted(p.name for p in out.glob("*.json")) == ["resnet18-w0.0625-e1-ce-s0.json"]
     # A run slower than its estimate stops at an epoch boundary when the deadline comes.
-    fast = sweep.Throughput(train_images_per_s=1e9, eval_images_per_s=1e9, setup_seconds=0.0, compiled="off")
-    monkeypatch.setattr(sweep, "measure_throughput", lambda config, splits: fast)
+    measured_as(monkeypatch, 1e9)
     clock = {"t": 0.0}
     monkeypatch.setattr(sweep.time, "monotonic", lambda: clock["t"])
     import ncrepro.train as train_mod
@@ -154,8 +159,7 @@ def test_budget_estimates_new_kinds_of_run_as_slow_as_finished_runs_were(tmp_pat
     tree = make_image_folder(tmp_path / "tree", train_per_class=8, test_per_class=2)
     proto = write_protocol(tmp_path / "tiny.json", tree, grid={"width": [0.0625, 0.125], "loss": ["ce"]})
     out = tmp_path / "results"
-    fast = sweep.Throughput(train_images_per_s=1e4, eval_images_per_s=1e9, setup_seconds=0.0, compiled="off")
-    monkeypatch.setattr(sweep, "measure_throughput", lambda config, splits: fast)
+    measured_as(monkeypatch, 1e4)
     # Each finished run reports 60 s of training, thousands of times its measured estimate: the
     # second kind, measured as fast, is estimated at 1.1 x 60 s and no longer fits the minute.
     monkeypatch.setattr(sweep, "training_seconds", lambda result: 60.0)
