@@ -25,7 +25,7 @@ import numpy as np
 
 from .metrics import gram_procrustes_distance, simplex_etf
 from .noise import TREND_LEVEL, Difference, Estimate, NoiseTerm, critical_value, difference, mean_estimate
-from .prose import count, signed
+from .prose import count, join_list, signed
 from .results import SETTING_KEYS, group_results
 
 __all__ = [
@@ -37,13 +37,18 @@ __all__ = [
     "SeedComparison",
     "NOT_YET_COMPARABLE",
     "NOT_SHOWN_CLOSE",
+    "AS_CLOSE",
+    "CLOSER",
+    "FURTHER_APART",
     "EQUIVALENCE_FACTOR",
     "compare_with_seeds",
     "no_comparison_reason",
     "seed_comparison_text",
+    "joint_reading",
     "pair_matrix",
     "unrelated_disagreement",
     "MEASURES",
+    "MEASURE_NAMES",
 ]
 
 
@@ -82,6 +87,9 @@ MEASURES: dict[str, tuple[Callable[[dict, dict], float], bool]] = {
     "geometry": (geometry_distance, False),
     "agreement": (prediction_agreement, True),
 }
+
+MEASURE_NAMES = {"geometry": "class-mean geometry", "agreement": "test predictions"}
+"""What each of :data:`MEASURES` compares, as a sentence names it."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +137,17 @@ NOT_SHOWN_CLOSE = "not shown to be as close as seeds"
 """The verdict of a comparison whose difference is no trend, but whose data cannot rule out that
 networks of different losses are :data:`EQUIVALENCE_FACTOR` times as far apart as seeds or more:
 too few units to tell."""
+
+AS_CLOSE = "as close as seeds"
+"""The verdict of a comparison that shows networks of different losses less than
+:data:`EQUIVALENCE_FACTOR` times as far apart as seeds, with no trend either way."""
+
+CLOSER = "closer than seeds"
+"""The verdict of a comparison whose networks of different losses are closer than seeds, by a trend."""
+
+FURTHER_APART = "further apart than seeds"
+"""The verdict of a comparison whose networks of different losses are further apart than seeds, by a
+trend."""
 
 EQUIVALENCE_FACTOR = 1.25
 """"As close as seeds" must be shown, not only left unrefuted: networks of different losses count
@@ -251,9 +270,9 @@ def compare_with_seeds(pairs: list[NetworkPair], measure: str, *,
         verdict = NOT_YET_COMPARABLE
     elif d.is_trend(level):
         closer = (d.delta > 0) == larger_is_closer
-        verdict = "closer than seeds" if closer else "further apart than seeds"
+        verdict = CLOSER if closer else FURTHER_APART
     else:
-        verdict = "as close as seeds" if _upper_bound(margin, level) < 0 else NOT_SHOWN_CLOSE
+        verdict = AS_CLOSE if _upper_bound(margin, level) < 0 else NOT_SHOWN_CLOSE
     return SeedComparison(measure, a, b, d, verdict, margin)
 
 
@@ -266,6 +285,42 @@ def seed_comparison_text(pairs: list[NetworkPair], measure: str) -> str:
     """
     found = compare_with_seeds(pairs, measure)
     return no_comparison_reason(pairs) if found is None else found.text()
+
+
+def joint_reading(verdicts: dict[str, str | None]) -> str:
+    """What one set's two comparisons with the seed yardstick say together about the claim that
+    the losses learn the same features: a sentence (no final full stop) from the verdicts of
+    :func:`compare_with_seeds` by measure (``"geometry"``, ``"agreement"``; None where nothing
+    could be compared). The features count as the same only where both measures are at least as
+    close as seeds; a measure further apart than seeds refutes it at the set's scale; anything
+    else waits for more seeds.
+
+    >>> joint_reading({"geometry": FURTHER_APART, "agreement": AS_CLOSE}).split(": ")[-1]
+    'the same decisions, not the same features'
+    """
+    for measure in verdicts:
+        _measure(measure)
+    v = {m: verdicts.get(m) for m in MEASURES}
+    close = {m for m, x in v.items() if x in (AS_CLOSE, CLOSER)}
+    apart = {m for m, x in v.items() if x == FURTHER_APART}
+    if close == set(MEASURE_NAMES):
+        return ("the losses are at least as close as seeds of one loss in both the geometry of their class "
+                "means and their test predictions: the same features by both tests")
+    if apart == set(MEASURE_NAMES):
+        return ("the losses are further apart than seeds of one loss in both the geometry of their class "
+                "means and their test predictions: not the same features")
+    if close == {"agreement"} and apart == {"geometry"}:
+        return ("the losses make the same test predictions as often as seeds of one loss do, but their class "
+                "means are arranged further apart than seeds': the same decisions, not the same features")
+    if close == {"geometry"} and apart == {"agreement"}:
+        return ("the losses' class means are arranged as alike as seeds', but they disagree on more test images "
+                "than seeds of one loss do: the same geometry, not the same decisions")
+    if not close and not apart and all(x in (None, NOT_YET_COMPARABLE) for x in v.values()):
+        return "neither test is judged yet: each needs two seeds with every loss"
+    parts = join_list(f"{'not yet judged' if x in (None, NOT_YET_COMPARABLE) else x} in their {MEASURE_NAMES[m]}"
+                      for m, x in v.items())
+    outcome = "not the same features" if apart else "whether the features are the same waits for more seeds"
+    return f"the losses are {parts}: {outcome}"
 
 
 def no_comparison_reason(pairs: list[NetworkPair]) -> str:

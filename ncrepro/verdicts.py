@@ -14,7 +14,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .comparison import EQUIVALENCE_FACTOR, NOT_SHOWN_CLOSE, NOT_YET_COMPARABLE
+from .comparison import (
+    AS_CLOSE,
+    CLOSER,
+    EQUIVALENCE_FACTOR,
+    FURTHER_APART,
+    MEASURE_NAMES,
+    NOT_SHOWN_CLOSE,
+    NOT_YET_COMPARABLE,
+)
 from .prose import count, join_list, signed
 from .terminal_phase import losses_text
 
@@ -185,8 +193,8 @@ def equal_accuracy(real: dict) -> Verdict:
 
 
 # Verdicts of ncrepro.comparison.compare_with_seeds that count as the same features.
-_CLOSE = ("as close as seeds", "closer than seeds")
-_APART = "further apart than seeds"
+_CLOSE = (AS_CLOSE, CLOSER)
+_APART = FURTHER_APART
 
 # Why a comparison with the seed yardstick is not judged yet (ncrepro.comparison.compare_with_seeds).
 _ONE_UNIT = ("each side needs two independent units (seeds at which every loss has a network; losses with "
@@ -199,7 +207,6 @@ def _equivalence_reading(e: dict) -> tuple[str, str]:
     by the equivalence chapter: ``networks``, and ``geometry``/``agreement`` verdicts of
     ncrepro.comparison.compare_with_seeds (None where nothing could be compared)."""
     verdicts = {k: e[k] for k in ("geometry", "agreement") if e.get(k)}
-    names = {"geometry": "class-mean geometry", "agreement": "test predictions"}
     if not verdicts:
         # The chapter says why (ncrepro.comparison.no_comparison_reason); the first reason if not.
         reason = e.get("no_comparison") or "there are not yet two seeds of one loss to compare with"
@@ -209,16 +216,16 @@ def _equivalence_reading(e: dict) -> tuple[str, str]:
     if all(v == NOT_YET_COMPARABLE for v in verdicts.values()):
         return "not tested at this scale", (
             "Networks of different losses cannot yet be judged against networks of one loss from "
-            f"different seeds in their {join_list(names[k] for k in verdicts)}: {_ONE_UNIT}")
+            f"different seeds in their {join_list(MEASURE_NAMES[k] for k in verdicts)}: {_ONE_UNIT}")
     evidence = ("Against networks of one loss from different seeds, networks of different losses are "
-                + join_list(f"{'not yet judged' if v == NOT_YET_COMPARABLE else v} in their {names[k]}"
+                + join_list(f"{'not yet judged' if v == NOT_YET_COMPARABLE else v} in their {MEASURE_NAMES[k]}"
                             for k, v in verdicts.items()) + ".")
     alike = all(v in _CLOSE for v in verdicts.values())
     verdict = "reproduced" if alike and len(verdicts) == 2 else "not tested at this scale"
     if any(v == NOT_YET_COMPARABLE for v in verdicts.values()):
         evidence += " " + _ONE_UNIT[0].upper() + _ONE_UNIT[1:]
-    apart = [names[k] for k, v in verdicts.items() if v == _APART]
-    unshown = [names[k] for k, v in verdicts.items() if v == NOT_SHOWN_CLOSE]
+    apart = [MEASURE_NAMES[k] for k, v in verdicts.items() if v == _APART]
+    unshown = [MEASURE_NAMES[k] for k, v in verdicts.items() if v == NOT_SHOWN_CLOSE]
     if apart:
         evidence += (f" At this scale the losses differ by more than seeds do in their {join_list(apart)}, so "
                      "these networks do not yet learn the same features; the claim is about larger networks.")

@@ -3,13 +3,17 @@ import pytest
 from scipy.stats import t as student_t
 
 from ncrepro.comparison import (
+    AS_CLOSE,
+    CLOSER,
     EQUIVALENCE_FACTOR,
+    FURTHER_APART,
     NOT_SHOWN_CLOSE,
     NOT_YET_COMPARABLE,
     NetworkPair,
     compare_with_seeds,
     etf_distance,
     geometry_distance,
+    joint_reading,
     network_pairs,
     no_comparison_reason,
     pair_matrix,
@@ -219,3 +223,27 @@ def test_a_comparison_with_seeds_reads_as_one_sentence():
     for given in (pairs, []):
         with pytest.raises(ValueError, match="unknown measure 'cka'; choose one of"):
             seed_comparison_text(given, "cka")
+
+
+def test_the_two_measures_read_together():
+    # Only both measures at least as close as seeds make the same features.
+    assert joint_reading({"geometry": AS_CLOSE, "agreement": CLOSER}).endswith("the same features by both tests")
+    # One measure further apart refutes it, whichever it is, and the sentence says which.
+    decisions = joint_reading({"geometry": FURTHER_APART, "agreement": AS_CLOSE})
+    assert decisions.startswith("the losses make the same test predictions as often as seeds")
+    assert decisions.endswith("the same decisions, not the same features")
+    geometry = joint_reading({"geometry": AS_CLOSE, "agreement": FURTHER_APART})
+    assert geometry.endswith("the same geometry, not the same decisions")
+    both = joint_reading({"geometry": FURTHER_APART, "agreement": FURTHER_APART})
+    assert both.endswith(": not the same features")
+    assert joint_reading({"geometry": FURTHER_APART, "agreement": NOT_SHOWN_CLOSE}) == (
+        f"the losses are {FURTHER_APART} in their class-mean geometry and {NOT_SHOWN_CLOSE} in their test "
+        "predictions: not the same features")
+    # Closeness in one measure with the other open is not yet the same features.
+    waiting = joint_reading({"geometry": AS_CLOSE, "agreement": NOT_YET_COMPARABLE})
+    assert waiting == (f"the losses are {AS_CLOSE} in their class-mean geometry and not yet judged in their test "
+                       "predictions: whether the features are the same waits for more seeds")
+    assert joint_reading({"geometry": None}) == joint_reading({}) == (
+        "neither test is judged yet: each needs two seeds with every loss")
+    with pytest.raises(ValueError, match="unknown measure 'accuracy'"):
+        joint_reading({"accuracy": AS_CLOSE})
