@@ -156,6 +156,30 @@ class TerminalPhaseSummary:
                 f"{count(self.seed_noise.dof, 'degree')} of freedom, its {100 * level:g}% interval runs from "
                 f"{100 * low:.2f} to {100 * high:.2f} points")
 
+    def accuracy_text(self, labels) -> str:
+        """How the losses' final test accuracies compare, each number with its noise: the pooled
+        seed-to-seed noise (:meth:`seed_noise_text`), the spread across losses at each width where
+        every loss has finished, and how that spread changes from width to width by the trend rule
+        (:meth:`ncrepro.noise.Difference.is_trend`)."""
+        spreads = self.evidence(labels)["spreads"]
+        sentences = [
+            "The seed-to-seed standard deviation of one network's test accuracy is "
+            f"{self.seed_noise_text(labels)}."
+            if self.seed_noise is not None
+            else "No loss has two seeds yet, so the seed-to-seed noise is not measured yet; until it is, only the "
+            "test set's sampling noise enters the standard errors.",
+            f"The spread across {losses_text(len(self.grid.losses))} is "
+            + join_list(f"{v:.2f} ± {se:.2f} points at width {w}" for w, (v, se) in spreads.items()) + "."
+            if spreads
+            else "No width has all four losses finished yet, so there is no spread to read.",
+        ]
+        for c in self.changes:
+            direction = "within noise" if c.direction() == "within noise" else f"so it {c.direction()}"
+            sentences.append(f"From width {width(c.cell_before[1])} to {width(c.cell_after[1])} it changes by "
+                             f"{c.change.text('.2f', scale=100, unit=' points')}, {direction}: "
+                             f"{c.change.rule_text('.2f', scale=100, unit=' points')}.")
+        return " ".join(sentences)
+
     @property
     def unfitted(self) -> list[dict]:
         """The runs that end below the terminal-phase threshold, in the order of ``results``."""

@@ -124,3 +124,28 @@ def test_the_seed_noise_says_where_it_was_measured_and_how_well_it_is_known():
     assert "pooled over CE and LS at width 1/8 (3 seeds each): with 4 degrees of freedom" in text
     one_seed = summarise_terminal_phase(one_pair[2:], {0.125: {"nc2": 0.5, "nc3": 0.6}})
     assert one_seed.seed_noise_text(labels) is None
+
+
+def test_the_accuracy_reading_gives_every_number_its_noise():
+    labels = {"ce": "CE", "ls": "LS"}
+    fit = [1.0] * 3
+    baselines = {w: {"nc2": 0.5, "nc3": 0.6} for w in (0.125, 0.25)}
+    one_seed = [_run(0.125, loss, 0, fit, [1, 0.5, 0.2], acc) for loss, acc in (("ce", 0.775), ("ls", 0.78))]
+    s = summarise_terminal_phase(one_seed, baselines)
+    assert s.accuracy_text(labels) == (
+        "No loss has two seeds yet, so the seed-to-seed noise is not measured yet; until it is, only the test "
+        "set's sampling noise enters the standard errors. The spread across the 2 losses finished so far is "
+        f"0.50 ± {100 * s.grid.spread(s.grid.cells[0]).se:.2f} points at width 1/8.")
+    seeded = one_seed + [_run(0.125, "ce", 1, fit, [1, 0.5, 0.2], 0.779),
+                         _run(0.25, "ce", 0, fit, [1, 0.5, 0.2], 0.80), _run(0.25, "ls", 0, fit, [1, 0.5, 0.2], 0.79)]
+    s = summarise_terminal_phase(seeded, baselines)
+    text = s.accuracy_text(labels)
+    assert text.startswith(f"The seed-to-seed standard deviation of one network's test accuracy is "
+                           f"{s.seed_noise_text(labels)}. The spread across the 2 losses finished so far is ")
+    # Width 1/8: CE's mean 77.7% against LS 78.0%; width 1/4: 80% against 79%. The change of spread
+    # is judged by the trend rule and says so.
+    assert "points at width 1/8 and 1.00 ± " in text and "From width 1/8 to 1/4 it changes by +0.70 ± " in text
+    assert text.endswith("degree of freedom.") or text.endswith("degrees of freedom.")
+    assert ", within noise: a trend needs more than " in text
+    assert summarise_terminal_phase([], {}).accuracy_text(labels).endswith(
+        "No width has all four losses finished yet, so there is no spread to read.")
