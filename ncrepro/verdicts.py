@@ -165,29 +165,43 @@ def _above_random(nc2: list[str], nc3: list[str]) -> str:
     return f"{first}; NC{below[0]} ends below it in every run."
 
 
-def equal_accuracy(real: dict) -> Verdict:
-    (e,) = _need(real, "real-networks", "tpt_evidence")
-    spreads = e.get("spreads") or {}
-    change = e.get("spread_change")
-    parts = [f"{v:.2f} ± {se:.2f} points at width {w}" for w, (v, se) in spreads.items()]
-    losses = losses_text(e["losses"])
+def _spread_reading(e: dict) -> str:
+    """The spread of final test accuracy across losses of one terminal-phase set's evidence
+    (:meth:`ncrepro.terminal_phase.TerminalPhaseSummary.evidence`), each number with its noise."""
+    parts = [f"{v:.2f} ± {se:.2f} points at width {w}" for w, (v, se) in (e.get("spreads") or {}).items()]
     dof = e["seed_noise_dof"]
     noise = (f"seed noise on {count(dof, 'degree')} of freedom, and test noise" if dof else
              "test noise alone: no seed spread is measured yet, so it understates the noise")
-    evidence = (f"Spread of final test accuracy across {losses} (best minus worst, ± standard error with {noise}): "
-                f"{join_list(parts) if parts else 'none yet'}.")
+    text = (f"Spread of final test accuracy across {losses_text(e['losses'])} (best minus worst, ± standard error "
+            f"with {noise}): {join_list(parts) if parts else 'none yet'}.")
+    change = e.get("spread_change")
     if change:
-        evidence += (f" From width {change['from']} to {change['to']} it changes by {signed(change['delta'])} ± "
-                     f"{change['se']:.2f} points: {change['direction']}.")
+        text += (f" From width {change['from']} to {change['to']} it changes by {signed(change['delta'])} ± "
+                 f"{change['se']:.2f} points: {change['direction']}.")
+    return text
+
+
+def equal_accuracy(real: dict) -> Verdict:
+    """The terminal-phase set's spread of test accuracy across losses, and its float32 control's
+    (``fp32_evidence``) once that has a spread: never more than "not tested at this scale", since
+    the claim is about networks of the paper's size."""
+    (e,) = _need(real, "real-networks", "tpt_evidence")
+    evidence = f"Scale: {e['scale']}. {_spread_reading(e)}"
+    scale = e["spread_networks"]
+    control = real.get("fp32_evidence")
+    if control and control.get("spreads"):
+        reading = _spread_reading(control)
+        evidence += f" Its float32 control ({control['spread_networks']}): {reading[0].lower()}{reading[1:]}"
+        scale = f"{scale}; float32 control: {control['spread_networks']}"
     evidence += (" The claim is about networks large enough to fit and generalise alike; these are far smaller "
                  "than the paper's, so no spread here can confirm or refute it.")
     return Verdict(
         claim="Large networks trained to convergence reach the same test accuracy with every loss",
         short="Equal test accuracy",
         verdict="not tested at this scale",
-        scale=e["spread_networks"],
+        scale=scale,
         chapter="real-networks",
-        evidence=f"Scale: {e['scale']}. " + evidence,
+        evidence=evidence,
         rule="not tested until networks of the paper's size are trained; the spread is reported with its noise",
     )
 

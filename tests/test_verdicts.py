@@ -234,3 +234,17 @@ def test_the_float32_control_counts_once_it_judges_a_measure():
     apart_main = {"networks": "bf16 set", "geometry": "as close as seeds", "agreement": "further apart than seeds"}
     assert score(_chapters(equivalence={"eq_evidence": apart_main, "eq_control_evidence": close}))[5].verdict == \
         "not tested at this scale"
+
+
+def test_equal_accuracy_reads_the_float32_control_once_it_has_a_spread():
+    control = {**_chapters()["real-networks"]["tpt_evidence"], "spread_networks": "fp32 set", "seed_noise_dof": 4,
+               "spreads": {"1/8": (0.56, 0.66)}}
+    v = score(_chapters(**{"real-networks": {"fp32_evidence": control}}))[4]
+    assert v.scale == "ResNet18 at width 1/8 (3 seeds), CIFAR-10, CPU; float32 control: fp32 set"
+    assert ("Its float32 control (fp32 set): spread of final test accuracy across the four losses (best minus "
+            "worst, ± standard error with seed noise on 4 degrees of freedom, and test noise): 0.56 ± 0.66 points "
+            "at width 1/8.") in v.evidence
+    assert v.verdict == "not tested at this scale"
+    # A control without a spread yet (no width with every loss) leaves the row as it was.
+    empty = score(_chapters(**{"real-networks": {"fp32_evidence": {**control, "spreads": {}}}}))[4]
+    assert empty == score(_chapters())[4]
