@@ -20,6 +20,7 @@ pooled degrees of freedom instead of the one or two of a setting's own seeds.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -263,6 +264,13 @@ def log_estimate(values, *, seed_noise: SeedNoise | None = None) -> Estimate:
     return mean_estimate([math.log10(v) for v in values], seed_noise=seed_noise)
 
 
+def _dof_text(dof: float) -> str:
+    """``"1 degree of freedom"``, ``"3.9 degrees of freedom"``, ``"124 degrees of freedom"``:
+    Welch-Satterthwaite's degrees of freedom are rarely whole; beyond 10, decimals say nothing."""
+    text = f"{dof:,.0f}" if dof >= 10 else f"{dof:.1f}".removesuffix(".0")
+    return f"{text} degree{'' if text == '1' else 's'} of freedom"
+
+
 @dataclass(frozen=True)
 class Difference:
     """``after - before`` of two estimates (or of two differences), with its standard error and
@@ -334,9 +342,7 @@ class Difference:
         if math.isinf(self.dof):
             why = "the normal quantile (all of its noise is known)"
         else:
-            # Welch-Satterthwaite's degrees of freedom are rarely whole; beyond 10, decimals say nothing.
-            dof = f"{self.dof:,.0f}" if self.dof >= 10 else f"{self.dof:.1f}".removesuffix(".0")
-            why = f"Student’s t on {dof} degree{'' if dof == '1' else 's'} of freedom"
+            why = f"Student’s t on {_dof_text(self.dof)}"
         return f"a trend needs more than {format(scale * k * self.se, fmt)}{unit}, {k:.2f} standard errors by {why}"
 
     def direction(self, up: str = "grows", down: str = "shrinks", level: float = TREND_LEVEL) -> str:
@@ -385,18 +391,89 @@ def mean_difference(differences) -> Difference:
     return Difference(sum(d.delta for d in differences) / k, se, terms)
 
 
+@functools.lru_cache(maxsize=256)
+def _studentized_range(level: float, means: int, dof: float) -> float:
+    """The ``level`` quantile of the studentized range of ``means`` means on ``dof`` degrees of
+    freedom (cached: scipy integrates it numerically, about 0.1 s a call)."""
+    from scipy.stats import studentized_range  # here, as in critical_value: keep the import light
+
+    if not dof > 0:
+        raise ValueError(f"dof must be positive, got {dof}")
+    return float(studentized_range.ppf(level, means, dof))
+
+
 @dataclass(frozen=True)
 class Spread:
     """The spread of a quantity across losses: the largest minus the smallest per-loss mean
-    (``best`` and ``worst`` name them), with the standard error of that difference. Noise makes
-    a max-minus-min slightly larger than the true spread; the rule compares spreads measured
-    the same way."""
+    (``best`` and ``worst`` name them, out of ``losses`` losses), with the standard error of that
+    difference. The largest of several differences is larger than a typical one even where the
+    losses do not differ at all, so a spread is judged by Tukey's studentized range
+    (:meth:`threshold`), not by Student's t."""
 
     value: float
     se: float
     best: str
     worst: str
     terms: tuple[NoiseTerm, ...] = ()
+    losses: int = 2
+
+    @property
+    def measured(self) -> bool:
+        """Whether the standard error rests on measured noise."""
+        return not math.isnan(self.se)
+
+    @property
+    def dof(self) -> float:
+        """Degrees of freedom of the standard error (Welch-Satterthwaite, as :attr:`Difference.dof`)."""
+        return _effective_dof(self.se, self.terms)
+
+    def critical_value(self, level: float = TREND_LEVEL) -> float:
+        """How many standard errors of best minus worst the spread must exceed: the ``level``
+        quantile of the studentized range of ``losses`` means on :attr:`dof` degrees of freedom,
+        over sqrt(2) since ``se`` is that of a difference of two means (Tukey-Kramer where the
+        means' errors differ). With two losses it is Student's t of :func:`critical_value`.
+
+        >>> round(Spread(0.01, 0.004, "ls", "ce", losses=4).critical_value(), 2)
+        2.57
+        """
+        if self.losses < 2:
+            raise ValueError(f"a spread needs at least two losses, got {self.losses}")
+        if self.losses == 2:
+            return critical_value(self.dof, level)
+        return _studentized_range(level, self.losses, self.dof) / math.sqrt(2.0)
+
+    def threshold(self, level: float = TREND_LEVEL) -> float:
+        """The smallest spread that says the losses differ at ``level``: a test of "every loss has
+        the same mean" that holds its level whichever two losses end up best and worst (NaN where
+        no noise is measured)."""
+        return math.nan if not self.measured else self.critical_value(level) * self.se
+
+    def is_trend(self, level: float = TREND_LEVEL) -> bool:
+        """True when the spread exceeds :meth:`threshold`; never when the noise is not measured."""
+        return self.measured and self.value > self.threshold(level)
+
+    def finding(self, level: float = TREND_LEVEL) -> str:
+        """``"the losses differ"`` for a spread beyond :meth:`threshold`, ``"within noise"`` below
+        it, :data:`NOISE_NOT_MEASURED` where there is no noise level to judge it by."""
+        if not self.measured:
+            return NOISE_NOT_MEASURED
+        return "the losses differ" if self.is_trend(level) else "within noise"
+
+    def rule_text(self, fmt: str = ".3f", *, scale: float = 1.0, unit: str = "", level: float = TREND_LEVEL) -> str:
+        """What the rule asks of this spread, for the sentence that reads it.
+
+        >>> Spread(0.005, 0.004, "ls", "ce", losses=4).rule_text(".2f", scale=100, unit=" points")[:60]
+        'a trend needs more than 1.03 points, 2.57 standard errors by'
+        """
+        if not self.measured:
+            return f"no trend can be called ({NOISE_NOT_MEASURED})"
+        k = self.critical_value(level)
+        if math.isinf(self.dof):
+            dof = ", all of its noise known"
+        else:
+            dof = f" on {_dof_text(self.dof)}"
+        return (f"a trend needs more than {format(scale * k * self.se, fmt)}{unit}, {k:.2f} standard errors by "
+                f"Tukey’s studentized range of {self.losses} means{dof}")
 
 
 def spread(estimates: dict[str, Estimate]) -> Spread:
@@ -406,7 +483,7 @@ def spread(estimates: dict[str, Estimate]) -> Spread:
     best = max(estimates, key=lambda k: estimates[k].mean)
     worst = min(estimates, key=lambda k: estimates[k].mean)
     gap = difference(estimates[worst], estimates[best])
-    return Spread(gap.delta, gap.se, best, worst, gap.terms)
+    return Spread(gap.delta, gap.se, best, worst, gap.terms, len(estimates))
 
 
 def ordering(estimates: dict[str, Estimate]) -> list[tuple[str, str, Difference]]:

@@ -161,15 +161,19 @@ class TerminalPhaseSummary:
         seed-to-seed noise (:meth:`seed_noise_text`), the spread across losses at each width where
         every loss has finished, and how that spread changes from width to width by the trend rule
         (:meth:`ncrepro.noise.Difference.is_trend`)."""
-        spreads = self.evidence(labels)["spreads"]
+        spreads = []
+        for cell in self.grid.cells:
+            sp = self.grid.spread(cell)
+            if sp is not None:
+                spreads.append(f"{100 * sp.value:.2f} ± {100 * sp.se:.2f} points at width {width(cell[1])} "
+                               f"({sp.finding()}: {sp.rule_text('.2f', scale=100, unit=' points')})")
         sentences = [
             "The seed-to-seed standard deviation of one network's test accuracy is "
             f"{self.seed_noise_text(labels)}."
             if self.seed_noise is not None
             else "No loss has two seeds yet, so the seed-to-seed noise is not measured yet; until it is, only the "
             "test set's sampling noise enters the standard errors.",
-            f"The spread across {losses_text(len(self.grid.losses))} is "
-            + join_list(f"{v:.2f} ± {se:.2f} points at width {w}" for w, (v, se) in spreads.items()) + "."
+            f"The spread across {losses_text(len(self.grid.losses))} is {join_list(spreads)}."
             if spreads
             else "No width has all four losses finished yet, so there is no spread to read.",
         ]
@@ -229,7 +233,8 @@ class TerminalPhaseSummary:
             "losses": len(self.grid.losses),
             # Degrees of freedom of the pooled seed-to-seed noise (0: none measured yet).
             "seed_noise_dof": 0 if self.seed_noise is None else self.seed_noise.dof,
-            "spreads": {width(c[1]): (100 * sp.value, 100 * sp.se)
+            # Per width: spread, its standard error and the smallest spread that is a trend, in points.
+            "spreads": {width(c[1]): (100 * sp.value, 100 * sp.se, 100 * sp.threshold())
                         for c in complete for sp in [self.grid.spread(c)]},
             "spread_change": None if last is None else {
                 "from": width(last.cell_before[1]), "to": width(last.cell_after[1]),

@@ -168,7 +168,9 @@ def _above_random(nc2: list[str], nc3: list[str]) -> str:
 def _spread_reading(e: dict) -> str:
     """The spread of final test accuracy across losses of one terminal-phase set's evidence
     (:meth:`ncrepro.terminal_phase.TerminalPhaseSummary.evidence`), each number with its noise."""
-    parts = [f"{v:.2f} ± {se:.2f} points at width {w}" for w, (v, se) in (e.get("spreads") or {}).items()]
+    parts = [f"{v:.2f} ± {se:.2f} points at width {w} ("
+             + ("the losses differ" if v > needs else "within noise") + f": a trend needs more than {needs:.2f} points)"
+             for w, (v, se, needs) in (e.get("spreads") or {}).items()]
     dof = e["seed_noise_dof"]
     noise = (f"seed noise on {count(dof, 'degree')} of freedom, and test noise" if dof else
              "test noise alone: no seed spread is measured yet, so it understates the noise")

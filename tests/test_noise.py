@@ -9,6 +9,7 @@ from ncrepro.noise import (
     Estimate,
     NoiseTerm,
     SeedNoise,
+    Spread,
     accuracy_estimate,
     critical_value,
     difference,
@@ -224,3 +225,52 @@ def test_the_rule_text_names_the_threshold_and_its_quantile():
     assert many.rule_text().endswith("Student’s t on 30,000 degrees of freedom")
     assert Difference(0.05, 0.01, (NoiseTerm(0.9e-4, 2),)).rule_text().endswith("on 2.5 degrees of freedom")
     assert Difference(0.1, math.nan).rule_text() == "no trend can be called (noise not measured)"
+
+
+def _false_spread_rate(rule, losses: int, seeds: int, trials: int = 2000) -> float:
+    """Share of null result sets (every loss the same, normal seed noise pooled over the losses)
+    whose spread across ``losses`` losses ``rule`` calls a trend."""
+    import numpy as np
+
+    rng = np.random.default_rng(11)
+    hits = 0
+    for draws in rng.normal(0.0, 1.0, size=(trials, losses, seeds)):
+        groups = [list(g) for g in draws]
+        noise = pooled_seed_noise(groups)
+        hits += rule(spread({str(i): mean_estimate(g, seed_noise=noise) for i, g in enumerate(groups)}))
+    return hits / trials
+
+
+def test_a_spread_is_judged_by_the_studentized_range_not_by_students_t():
+    """Best minus worst of four losses is the largest of six differences: judged by Student's t
+    like one difference, identical losses would look different about one time in five. Tukey's
+    studentized range keeps it at the level."""
+    tukey = _false_spread_rate(lambda s: s.is_trend(), 4, 3)
+    student = _false_spread_rate(lambda s: s.value > critical_value(s.dof) * s.se, 4, 3)
+    assert 0.035 < tukey < 0.065 and student > 0.15
+    assert _false_spread_rate(lambda s: s.is_trend(), 4, 3) == tukey  # seeded: the same draws
+    # Two losses: the range is their one difference, and the rule is Student's t.
+    two = spread({"a": Estimate(0.0, 0.01, 3, None, (NoiseTerm(1e-4, 4),)),
+                  "b": Estimate(0.05, 0.01, 3, None, (NoiseTerm(1e-4, 4),))})
+    assert two.critical_value() == pytest.approx(critical_value(two.dof))
+    assert two.losses == 2 and two.threshold() == pytest.approx(critical_value(two.dof) * two.se)
+
+
+def test_the_spread_rule_text_names_the_studentized_range():
+    known = spread({k: Estimate(m, 0.004, 1) for k, m in (("ce", 0.78), ("ls", 0.785), ("fl", 0.779), ("mse", 0.781))})
+    assert known.losses == 4 and known.best == "ls" and known.worst == "fl"
+    # q(0.95; 4, inf) / sqrt(2) = 2.569; se = 0.004 * sqrt(2).
+    assert known.threshold() == pytest.approx(2.569 * 0.004 * math.sqrt(2), rel=1e-3)
+    assert known.rule_text(".2f", scale=100, unit=" points") == (
+        "a trend needs more than 1.45 points, 2.57 standard errors by Tukey’s studentized range of 4 means, "
+        "all of its noise known")
+    assert not known.is_trend() and known.finding() == "within noise"
+    noisy = spread({k: Estimate(m, 0.004, 3, 0.004, (NoiseTerm(1.6e-5, 8, SeedNoise(0.007, 8)),))
+                    for k, m in (("ce", 0.78), ("ls", 0.80), ("fl", 0.77))})
+    assert noisy.dof == pytest.approx(8.0) and noisy.rule_text().endswith("of 3 means on 8 degrees of freedom")
+    assert noisy.is_trend() and noisy.finding() == "the losses differ"  # 0.03 against 3.20 * 0.0057 = 0.018
+    unmeasured = spread({"a": Estimate(0.1, math.nan, 1), "b": Estimate(0.2, 0.01, 1)})
+    assert unmeasured.rule_text() == "no trend can be called (noise not measured)"
+    assert unmeasured.finding() == NOISE_NOT_MEASURED and not unmeasured.is_trend()
+    with pytest.raises(ValueError, match="at least two losses"):
+        Spread(0.1, 0.01, "a", "a", losses=1).critical_value()

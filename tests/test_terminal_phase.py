@@ -135,7 +135,9 @@ def test_the_accuracy_reading_gives_every_number_its_noise():
     assert s.accuracy_text(labels) == (
         "No loss has two seeds yet, so the seed-to-seed noise is not measured yet; until it is, only the test "
         "set's sampling noise enters the standard errors. The spread across the 2 losses finished so far is "
-        f"0.50 ± {100 * s.grid.spread(s.grid.cells[0]).se:.2f} points at width 1/8.")
+        f"0.50 ± {100 * s.grid.spread(s.grid.cells[0]).se:.2f} points at width 1/8 (within noise: a trend needs "
+        "more than 1.15 points, 1.96 standard errors by Tukey’s studentized range of 2 means, all of its noise "
+        "known).")
     seeded = one_seed + [_run(0.125, "ce", 1, fit, [1, 0.5, 0.2], 0.779),
                          _run(0.25, "ce", 0, fit, [1, 0.5, 0.2], 0.80), _run(0.25, "ls", 0, fit, [1, 0.5, 0.2], 0.79)]
     s = summarise_terminal_phase(seeded, baselines)
@@ -144,7 +146,7 @@ def test_the_accuracy_reading_gives_every_number_its_noise():
                            f"{s.seed_noise_text(labels)}. The spread across the 2 losses finished so far is ")
     # Width 1/8: CE's mean 77.7% against LS 78.0%; width 1/4: 80% against 79%. The change of spread
     # is judged by the trend rule and says so.
-    assert "points at width 1/8 and 1.00 ± " in text and "From width 1/8 to 1/4 it changes by +0.70 ± " in text
+    assert "freedom) and 1.00 ± " in text and "From width 1/8 to 1/4 it changes by +0.70 ± " in text
     assert text.endswith("degree of freedom.") or text.endswith("degrees of freedom.")
     assert ", within noise: a trend needs more than " in text
     assert summarise_terminal_phase([], {}).accuracy_text(labels).endswith(

@@ -19,7 +19,7 @@ def _chapters(**over):
                              "spread_networks": "ResNet18 at width 1/8 (3 seeds), CIFAR-10, CPU",
                              "nc1_order": "MSE < CE", "nc2_above_random": [], "nc3_above_random": [],
                              "losses": 4, "seed_noise_dof": 8,
-                             "spreads": {"0.125": (1.2, 0.5)}, "spread_change": None},
+                             "spreads": {"0.125": (1.2, 0.5, 1.6)}, "spread_change": None},
             "ls_ce_timing": {"networks": "ResNet18 at widths 1/8 (3 seeds) and 1/4 (1 seed), CIFAR-10, CPU",
                              "threshold": 1.0, "settings": 4, "ls_first": 4, "ties": 0, "ce_first": 0,
                              "early_ls_lower": 4}},
@@ -169,7 +169,7 @@ def test_a_partial_spread_says_how_many_losses_and_which_noise():
 
 def test_a_change_of_spread_is_printed_with_its_sign_and_noise():
     shrinking = {**_chapters()["real-networks"]["tpt_evidence"],
-                 "spreads": {"1/8": (0.49, 0.59), "1/4": (0.36, 0.56)},
+                 "spreads": {"1/8": (0.49, 0.59, 1.9), "1/4": (0.36, 0.56, 1.8)},
                  "spread_change": {"from": "1/8", "to": "1/4", "delta": -0.13, "se": 0.81,
                                    "direction": "within noise"}}
     v = score(_chapters(**{"real-networks": {"tpt_evidence": shrinking}}))[4]
@@ -238,12 +238,12 @@ def test_the_float32_control_counts_once_it_judges_a_measure():
 
 def test_equal_accuracy_reads_the_float32_control_once_it_has_a_spread():
     control = {**_chapters()["real-networks"]["tpt_evidence"], "spread_networks": "fp32 set", "seed_noise_dof": 4,
-               "spreads": {"1/8": (0.56, 0.66)}}
+               "spreads": {"1/8": (0.56, 0.66, 2.1)}}
     v = score(_chapters(**{"real-networks": {"fp32_evidence": control}}))[4]
     assert v.scale == "ResNet18 at width 1/8 (3 seeds), CIFAR-10, CPU; float32 control: fp32 set"
     assert ("Its float32 control (fp32 set): spread of final test accuracy across the four losses (best minus "
             "worst, ± standard error with seed noise on 4 degrees of freedom, and test noise): 0.56 ± 0.66 points "
-            "at width 1/8.") in v.evidence
+            "at width 1/8 (within noise: a trend needs more than 2.10 points).") in v.evidence
     assert v.verdict == "not tested at this scale"
     # A control without a spread yet (no width with every loss) leaves the row as it was.
     empty = score(_chapters(**{"real-networks": {"fp32_evidence": {**control, "spreads": {}}}}))[4]
