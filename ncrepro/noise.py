@@ -5,7 +5,9 @@ spread changes with width or training) is a difference of means over seeds. This
 each mean its standard error (:func:`accuracy_estimate`: seed-to-seed variance plus the test
 set's sampling variance; :func:`log_estimate` for metrics that span decades), propagates it
 through differences (:func:`difference`, :func:`spread`), and calls a difference a trend only
-when a two-sided test at level :data:`TREND_LEVEL` says so (:meth:`Difference.is_trend`).
+when a two-sided test at level :data:`TREND_LEVEL` says so (:meth:`Difference.is_trend`). A spread
+across losses, the largest of several differences, is judged by Tukey's studentized range instead
+(:meth:`Spread.is_trend`), which holds the same level whichever losses end up best and worst.
 
 The seed-to-seed variance is estimated from a few seeds, so a difference over its standard error
 is not normal but closer to Student's t, on the degrees of freedom of the seed variance: one pair
