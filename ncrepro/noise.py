@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from .prose import signed
 
@@ -32,7 +32,6 @@ __all__ = [
     "TREND_LEVEL",
     "NOISE_NOT_MEASURED",
     "critical_value",
-    "family_critical_value",
     "NoiseTerm",
     "SeedNoise",
     "Estimate",
@@ -277,15 +276,11 @@ def _dof_text(dof: float) -> str:
 @dataclass(frozen=True)
 class Difference:
     """``after - before`` of two estimates (or of two differences), with its standard error and
-    the estimated parts of its variance (:class:`NoiseTerm`). ``means`` is how many means the two
-    were picked from: 2 for a comparison fixed in advance, more for a step of an ordering
-    (:func:`ordering`), which is judged family-wise by Tukey's studentized range of that many
-    means (:func:`family_critical_value`)."""
+    the estimated parts of its variance (:class:`NoiseTerm`)."""
 
     delta: float
     se: float
     terms: tuple[NoiseTerm, ...] = ()
-    means: int = 2
 
     @property
     def measured(self) -> bool:
@@ -306,10 +301,10 @@ class Difference:
         return _effective_dof(self.se, self.terms)
 
     def threshold(self, level: float = TREND_LEVEL) -> float:
-        """The smallest ``|delta|`` that counts as a trend: :func:`family_critical_value` at this
-        difference's degrees of freedom and ``means`` (Student's t for two) times its standard
-        error (NaN where no noise is measured)."""
-        return math.nan if not self.measured else family_critical_value(self.dof, self.means, level) * self.se
+        """The smallest ``|delta|`` that counts as a trend: :func:`critical_value` at this
+        difference's degrees of freedom times its standard error (NaN where no noise is
+        measured)."""
+        return math.nan if not self.measured else critical_value(self.dof, level) * self.se
 
     def is_trend(self, level: float = TREND_LEVEL) -> bool:
         """True when ``|delta|`` exceeds :meth:`threshold`, a two-sided test at ``level``
@@ -345,10 +340,8 @@ class Difference:
         """
         if not self.measured:
             return f"no trend can be called ({NOISE_NOT_MEASURED})"
-        k = family_critical_value(self.dof, self.means, level)
-        if self.means > 2:
-            why = _range_text(self.means, self.dof)
-        elif math.isinf(self.dof):
+        k = critical_value(self.dof, level)
+        if math.isinf(self.dof):
             why = "the normal quantile (all of its noise is known)"
         else:
             why = f"Student’s t on {_dof_text(self.dof)}"
@@ -411,32 +404,6 @@ def _studentized_range(level: float, means: int, dof: float) -> float:
     return float(studentized_range.ppf(level, means, dof))
 
 
-def family_critical_value(dof: float, means: int, level: float = TREND_LEVEL) -> float:
-    """How many standard errors a difference between two of ``means`` means must exceed when the
-    two were picked after looking (the best and the worst, or neighbours in an ordering): the
-    ``level`` quantile of the studentized range of ``means`` means on ``dof`` degrees of freedom,
-    over sqrt(2) because the standard error is that of a difference of two means (Tukey's test;
-    Tukey-Kramer where the means' errors differ). Any pair then passes with probability at most
-    ``1 - level`` where every mean is the same. For two means it is :func:`critical_value`.
-
-    >>> [round(family_critical_value(math.inf, k), 2) for k in (2, 3, 4)]
-    [1.96, 2.34, 2.57]
-    """
-    if int(means) != means or means < 2:
-        raise ValueError(f"means must be an integer of at least 2, got {means}")
-    if means == 2:
-        return critical_value(dof, level)
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must lie strictly between 0 and 1, got {level}")
-    return _studentized_range(level, int(means), dof) / math.sqrt(2.0)
-
-
-def _range_text(means: int, dof: float) -> str:
-    """``"Tukey’s studentized range of 4 means on 8 degrees of freedom"``."""
-    known = ", all of its noise known" if math.isinf(dof) else f" on {_dof_text(dof)}"
-    return f"Tukey’s studentized range of {means} means{known}"
-
-
 @dataclass(frozen=True)
 class Spread:
     """The spread of a quantity across losses: the largest minus the smallest per-loss mean
@@ -473,7 +440,9 @@ class Spread:
         """
         if self.losses < 2:
             raise ValueError(f"a spread needs at least two losses, got {self.losses}")
-        return family_critical_value(self.dof, self.losses, level)
+        if self.losses == 2:
+            return critical_value(self.dof, level)
+        return _studentized_range(level, self.losses, self.dof) / math.sqrt(2.0)
 
     def threshold(self, level: float = TREND_LEVEL) -> float:
         """The smallest spread that says the losses differ at ``level``: a test of "every loss has
@@ -501,8 +470,12 @@ class Spread:
         if not self.measured:
             return f"no trend can be called ({NOISE_NOT_MEASURED})"
         k = self.critical_value(level)
+        if math.isinf(self.dof):
+            dof = ", all of its noise known"
+        else:
+            dof = f" on {_dof_text(self.dof)}"
         return (f"a trend needs more than {format(scale * k * self.se, fmt)}{unit}, {k:.2f} standard errors by "
-                f"{_range_text(self.losses, self.dof)}")
+                f"Tukey’s studentized range of {self.losses} means{dof}")
 
 
 def spread(estimates: dict[str, Estimate]) -> Spread:
@@ -518,17 +491,13 @@ def spread(estimates: dict[str, Estimate]) -> Spread:
 def ordering(estimates: dict[str, Estimate]) -> list[tuple[str, str, Difference]]:
     """The losses sorted by their estimate, lowest first, with each neighbouring pair's
     :class:`Difference` (higher minus lower): ``is_trend()`` says whether the step is beyond noise.
-    Neighbours are picked after sorting, so each step is judged family-wise over all the losses
-    (``means``: Tukey's studentized range, :func:`family_critical_value`), not as one comparison
-    fixed in advance.
 
     >>> steps = ordering({"ce": Estimate(1.0, 0.05, 3), "mse": Estimate(-1.0, 0.05, 3), "ls": Estimate(1.1, 0.05, 3)})
     >>> [(a, b, d.is_trend()) for a, b, d in steps]
     [('mse', 'ce', True), ('ce', 'ls', False)]
     """
     names = sorted(estimates, key=lambda k: estimates[k].mean)
-    return [(a, b, replace(difference(estimates[a], estimates[b]), means=len(names)))
-            for a, b in zip(names, names[1:])]
+    return [(a, b, difference(estimates[a], estimates[b])) for a, b in zip(names, names[1:])]
 
 
 def ordering_text(estimates: dict[str, Estimate], labels=None, *, level: float = TREND_LEVEL) -> str:

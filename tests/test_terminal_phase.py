@@ -73,14 +73,13 @@ def test_a_set_in_progress_says_what_it_has_and_judges_nothing_it_cannot():
                                  {0.125: {"nc2": 0.5, "nc3": 0.6}})
     assert s.seeds_text(0.125) == "1–2 seeds" and s.evidence({})["seed_noise_dof"] == 1
     assert s.evidence({})["networks"] == "ResNet18 at width 1/8 (1–2 seeds), CIFAR-10, CPU"
-    # That noise rests on 1 degree of freedom, and an ordering of three losses is judged family-wise, so a
-    # step must exceed 19.1 standard errors: CE to FL (log10 0.51/0.24 = 0.33, about 10 of them) is not yet a
-    # trend, MSE to CE (about 50) is.
+    # That noise rests on 1 degree of freedom, so a step must exceed 12.7 standard errors: CE to FL
+    # (log10 0.51/0.24 = 0.33, about 10 of them) is not yet a trend, MSE to CE (about 50) is.
     assert s.nc1_orderings({"ce": "CE", "fl": "FL", "mse": "MSE"}) == ["MSE < CE ≈ FL at width 1/8 (1–2 seeds)"]
-    # sd log10(0.25/0.23)/sqrt(2) = 0.0256; step se sqrt(1/2 + 1) * 0.0256 = 0.0314; q(0.95; 3, 1) / sqrt(2) = 19.07.
+    # sd log10(0.25/0.23)/sqrt(2) = 0.0256; step se sqrt(1/2 + 1) * 0.0256 = 0.0314; 12.71 of them.
     assert s.nc1_closest_steps({"ce": "CE", "fl": "FL", "mse": "MSE"}) == [
-        "at width 1/8, CE to FL, 0.328 in log₁₀ NC1 (a trend needs more than 0.598, 19.07 standard errors by "
-        "Tukey’s studentized range of 3 means on 1 degree of freedom)"]
+        "at width 1/8, CE to FL, 0.328 in log₁₀ NC1 (a trend needs more than 0.398, 12.71 standard errors by "
+        "Student’s t on 1 degree of freedom)"]
     # A wider network of one loss alone: it counts for collapse, but not for the spread across
     # losses or for LS against CE, so their scales leave it out.
     s = summarise_terminal_phase(one_seed + [_run(0.25, "mse", 0, fit, [1, 0.1, 0.01, 0.0037], 0.803)],
