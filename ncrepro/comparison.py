@@ -40,6 +40,7 @@ __all__ = [
     "AS_CLOSE",
     "CLOSER",
     "FURTHER_APART",
+    "CLOSE_VERDICTS",
     "EQUIVALENCE_FACTOR",
     "compare_with_seeds",
     "no_comparison_reason",
@@ -148,6 +149,9 @@ CLOSER = "closer than seeds"
 FURTHER_APART = "further apart than seeds"
 """The verdict of a comparison whose networks of different losses are further apart than seeds, by a
 trend."""
+
+CLOSE_VERDICTS = (AS_CLOSE, CLOSER)
+"""The verdicts that count as networks of different losses being as alike as seeds of one loss."""
 
 EQUIVALENCE_FACTOR = 1.25
 """"As close as seeds" must be shown, not only left unrefuted: networks of different losses count
@@ -301,12 +305,12 @@ def joint_reading(verdicts: dict[str, str | None]) -> str:
     for measure in verdicts:
         _measure(measure)
     v = {m: verdicts.get(m) for m in MEASURES}
-    close = {m for m, x in v.items() if x in (AS_CLOSE, CLOSER)}
+    close = {m for m, x in v.items() if x in CLOSE_VERDICTS}
     apart = {m for m, x in v.items() if x == FURTHER_APART}
-    if close == set(MEASURE_NAMES):
+    if close == set(MEASURES):
         return ("the losses are at least as close as seeds of one loss in both the geometry of their class "
                 "means and their test predictions: the same features by both tests")
-    if apart == set(MEASURE_NAMES):
+    if apart == set(MEASURES):
         return ("the losses are further apart than seeds of one loss in both the geometry of their class "
                 "means and their test predictions: not the same features")
     if close == {"agreement"} and apart == {"geometry"}:

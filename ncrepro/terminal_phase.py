@@ -233,8 +233,10 @@ class TerminalPhaseSummary:
             "losses": len(self.grid.losses),
             # Degrees of freedom of the pooled seed-to-seed noise (0: none measured yet).
             "seed_noise_dof": 0 if self.seed_noise is None else self.seed_noise.dof,
-            # Per width: spread, its standard error and the smallest spread that is a trend, in points.
-            "spreads": {width(c[1]): (100 * sp.value, 100 * sp.se, 100 * sp.threshold())
+            # Per width, in points: the spread, its standard error, the smallest spread that is a
+            # trend, and what the rule found (ncrepro.noise.Spread.finding).
+            "spreads": {width(c[1]): {"spread": 100 * sp.value, "se": 100 * sp.se, "needs": 100 * sp.threshold(),
+                                      "finding": sp.finding()}
                         for c in complete for sp in [self.grid.spread(c)]},
             "spread_change": None if last is None else {
                 "from": width(last.cell_before[1]), "to": width(last.cell_after[1]),

@@ -15,8 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .comparison import (
-    AS_CLOSE,
-    CLOSER,
+    CLOSE_VERDICTS,
     EQUIVALENCE_FACTOR,
     FURTHER_APART,
     MEASURE_NAMES,
@@ -168,9 +167,8 @@ def _above_random(nc2: list[str], nc3: list[str]) -> str:
 def _spread_reading(e: dict) -> str:
     """The spread of final test accuracy across losses of one terminal-phase set's evidence
     (:meth:`ncrepro.terminal_phase.TerminalPhaseSummary.evidence`), each number with its noise."""
-    parts = [f"{v:.2f} ± {se:.2f} points at width {w} ("
-             + ("the losses differ" if v > needs else "within noise") + f": a trend needs more than {needs:.2f} points)"
-             for w, (v, se, needs) in (e.get("spreads") or {}).items()]
+    parts = [f"{x['spread']:.2f} ± {x['se']:.2f} points at width {w} ({x['finding']}: a trend needs more than "
+             f"{x['needs']:.2f} points)" for w, x in (e.get("spreads") or {}).items()]
     dof = e["seed_noise_dof"]
     noise = (f"seed noise on {count(dof, 'degree')} of freedom, and test noise" if dof else
              "test noise alone: no seed spread is measured yet, so it understates the noise")
@@ -208,10 +206,6 @@ def equal_accuracy(real: dict) -> Verdict:
     )
 
 
-# Verdicts of ncrepro.comparison.compare_with_seeds that count as the same features.
-_CLOSE = (AS_CLOSE, CLOSER)
-_APART = FURTHER_APART
-
 # Why a comparison with the seed yardstick is not judged yet (ncrepro.comparison.compare_with_seeds).
 _ONE_UNIT = ("each side needs two independent units (seeds at which every loss has a network; losses with "
              "two or more seeds) for a noise level to judge a difference by, and one side has one; the "
@@ -236,11 +230,11 @@ def _equivalence_reading(e: dict) -> tuple[str, str]:
     evidence = ("Against networks of one loss from different seeds, networks of different losses are "
                 + join_list(f"{'not yet judged' if v == NOT_YET_COMPARABLE else v} in their {MEASURE_NAMES[k]}"
                             for k, v in verdicts.items()) + ".")
-    alike = all(v in _CLOSE for v in verdicts.values())
+    alike = all(v in CLOSE_VERDICTS for v in verdicts.values())
     verdict = "reproduced" if alike and len(verdicts) == 2 else "not tested at this scale"
     if any(v == NOT_YET_COMPARABLE for v in verdicts.values()):
         evidence += " " + _ONE_UNIT[0].upper() + _ONE_UNIT[1:]
-    apart = [MEASURE_NAMES[k] for k, v in verdicts.items() if v == _APART]
+    apart = [MEASURE_NAMES[k] for k, v in verdicts.items() if v == FURTHER_APART]
     unshown = [MEASURE_NAMES[k] for k, v in verdicts.items() if v == NOT_SHOWN_CLOSE]
     if apart:
         evidence += (f" At this scale the losses differ by more than seeds do in their {join_list(apart)}, so "
@@ -267,7 +261,7 @@ def equivalent_features(eq: dict) -> Verdict:
     control = eq.get("eq_control_evidence")
     if _judged(control):
         control_verdict, control_evidence = _equivalence_reading(control)
-        apart = any(_APART in (x.get("geometry"), x.get("agreement")) for x in (e, control))
+        apart = any(FURTHER_APART in (x.get("geometry"), x.get("agreement")) for x in (e, control))
         verdict = ("reproduced" if "reproduced" in (verdict, control_verdict) and not apart
                    else "not tested at this scale")
         evidence = (f"Terminal-phase set (bfloat16 training): {evidence} Its float32 control ({control['networks']}): "

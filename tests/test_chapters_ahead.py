@@ -74,7 +74,7 @@ def test_the_chapters_execute_on_the_next_states_of_the_set(tmp_path, monkeypatc
         # The two chapters state the same spread of test accuracy across losses (the networks'
         # own classifiers) with the same standard error, one-seed losses borrowing seed noise alike.
         real, equivalence = read_glued("real-networks", executed), read_glued("equivalence", executed)
-        for w, (value, se, _) in real["tpt_evidence"]["spreads"].items():   # in points
+        for w, x in real["tpt_evidence"]["spreads"].items():   # in points
             assert f"At width {w}," in equivalence["eq_spreads"], (state, w)
-            assert f"{value:.2f} ± {se:.2f} points with the networks' own" in equivalence["eq_spreads"], (
+            assert f"{x['spread']:.2f} ± {x['se']:.2f} points with the networks' own" in equivalence["eq_spreads"], (
                 state, w, real["tpt_evidence"]["spreads"], equivalence["eq_spreads"])

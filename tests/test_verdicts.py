@@ -19,7 +19,8 @@ def _chapters(**over):
                              "spread_networks": "ResNet18 at width 1/8 (3 seeds), CIFAR-10, CPU",
                              "nc1_order": "MSE < CE", "nc2_above_random": [], "nc3_above_random": [],
                              "losses": 4, "seed_noise_dof": 8,
-                             "spreads": {"0.125": (1.2, 0.5, 1.6)}, "spread_change": None},
+                             "spreads": {"0.125": {"spread": 1.2, "se": 0.5, "needs": 1.6, "finding": "within noise"}},
+                             "spread_change": None},
             "ls_ce_timing": {"networks": "ResNet18 at widths 1/8 (3 seeds) and 1/4 (1 seed), CIFAR-10, CPU",
                              "threshold": 1.0, "settings": 4, "ls_first": 4, "ties": 0, "ce_first": 0,
                              "early_ls_lower": 4}},
@@ -169,7 +170,8 @@ def test_a_partial_spread_says_how_many_losses_and_which_noise():
 
 def test_a_change_of_spread_is_printed_with_its_sign_and_noise():
     shrinking = {**_chapters()["real-networks"]["tpt_evidence"],
-                 "spreads": {"1/8": (0.49, 0.59, 1.9), "1/4": (0.36, 0.56, 1.8)},
+                 "spreads": {"1/8": {"spread": 0.49, "se": 0.59, "needs": 1.9, "finding": "within noise"},
+                             "1/4": {"spread": 0.36, "se": 0.56, "needs": 1.8, "finding": "within noise"}},
                  "spread_change": {"from": "1/8", "to": "1/4", "delta": -0.13, "se": 0.81,
                                    "direction": "within noise"}}
     v = score(_chapters(**{"real-networks": {"tpt_evidence": shrinking}}))[4]
@@ -238,7 +240,7 @@ def test_the_float32_control_counts_once_it_judges_a_measure():
 
 def test_equal_accuracy_reads_the_float32_control_once_it_has_a_spread():
     control = {**_chapters()["real-networks"]["tpt_evidence"], "spread_networks": "fp32 set", "seed_noise_dof": 4,
-               "spreads": {"1/8": (0.56, 0.66, 2.1)}}
+               "spreads": {"1/8": {"spread": 0.56, "se": 0.66, "needs": 2.1, "finding": "within noise"}}}
     v = score(_chapters(**{"real-networks": {"fp32_evidence": control}}))[4]
     assert v.scale == "ResNet18 at width 1/8 (3 seeds), CIFAR-10, CPU; float32 control: fp32 set"
     assert ("Its float32 control (fp32 set): spread of final test accuracy across the four losses (best minus "
@@ -248,3 +250,11 @@ def test_equal_accuracy_reads_the_float32_control_once_it_has_a_spread():
     # A control without a spread yet (no width with every loss) leaves the row as it was.
     empty = score(_chapters(**{"real-networks": {"fp32_evidence": {**control, "spreads": {}}}}))[4]
     assert empty == score(_chapters())[4]
+
+
+def test_a_spread_beyond_noise_says_the_losses_differ():
+    beyond = {**_chapters()["real-networks"]["tpt_evidence"],
+              "spreads": {"1/8": {"spread": 2.4, "se": 0.5, "needs": 1.3, "finding": "the losses differ"}}}
+    v = score(_chapters(**{"real-networks": {"tpt_evidence": beyond}}))[4]
+    assert "2.40 ± 0.50 points at width 1/8 (the losses differ: a trend needs more than 1.30 points)" in v.evidence
+    assert v.verdict == "not tested at this scale"  # the claim is about networks of the paper's size
