@@ -273,14 +273,14 @@ def _dof_text(dof: float) -> str:
     return f"{text} degree{'' if text == '1' else 's'} of freedom"
 
 
-@dataclass(frozen=True)
-class Difference:
-    """``after - before`` of two estimates (or of two differences), with its standard error and
-    the estimated parts of its variance (:class:`NoiseTerm`)."""
+class _Judged:
+    """What a quantity judged by the trend rule shares, whether one difference
+    (:class:`Difference`) or a spread across losses (:class:`Spread`): a standard error ``se``
+    with its estimated parts ``terms``, their degrees of freedom, and a threshold of
+    :meth:`critical_value` standard errors, which each kind defines."""
 
-    delta: float
     se: float
-    terms: tuple[NoiseTerm, ...] = ()
+    terms: tuple[NoiseTerm, ...]
 
     @property
     def measured(self) -> bool:
@@ -300,11 +300,49 @@ class Difference:
         """
         return _effective_dof(self.se, self.terms)
 
+    def critical_value(self, level: float = TREND_LEVEL) -> float:
+        """How many standard errors the value must exceed to count as a trend at ``level``."""
+        raise NotImplementedError
+
     def threshold(self, level: float = TREND_LEVEL) -> float:
-        """The smallest ``|delta|`` that counts as a trend: :func:`critical_value` at this
-        difference's degrees of freedom times its standard error (NaN where no noise is
-        measured)."""
-        return math.nan if not self.measured else critical_value(self.dof, level) * self.se
+        """The smallest value that counts as a trend: :meth:`critical_value` times the standard
+        error (NaN where no noise is measured)."""
+        return math.nan if not self.measured else self.critical_value(level) * self.se
+
+    def _quantile_text(self) -> str:
+        """Which quantile :meth:`critical_value` is, on which degrees of freedom (noise measured)."""
+        raise NotImplementedError
+
+    def rule_text(self, fmt: str = ".3f", *, scale: float = 1.0, unit: str = "", level: float = TREND_LEVEL) -> str:
+        """What the rule asks, for the sentence that reads it.
+
+        >>> Difference(0.01, 0.004, (NoiseTerm(0.004 ** 2, 8),)).rule_text(".2f", scale=100, unit=" points")
+        'a trend needs more than 0.92 points, 2.31 standard errors by Student’s t on 8 degrees of freedom'
+        >>> Difference(0.01, 0.004).rule_text(".2f", scale=100, unit=" points")
+        'a trend needs more than 0.78 points, 1.96 standard errors by the normal quantile (all of its noise is known)'
+        >>> Spread(0.005, 0.004, "ls", "ce", losses=4).rule_text(".2f", scale=100, unit=" points")[:60]
+        'a trend needs more than 1.03 points, 2.57 standard errors by'
+        """
+        if not self.measured:
+            return f"no trend can be called ({NOISE_NOT_MEASURED})"
+        k = self.critical_value(level)
+        return (f"a trend needs more than {format(scale * k * self.se, fmt)}{unit}, {k:.2f} standard errors by "
+                f"{self._quantile_text()}")
+
+
+@dataclass(frozen=True)
+class Difference(_Judged):
+    """``after - before`` of two estimates (or of two differences), with its standard error and
+    the estimated parts of its variance (:class:`NoiseTerm`)."""
+
+    delta: float
+    se: float
+    terms: tuple[NoiseTerm, ...] = ()
+
+    def critical_value(self, level: float = TREND_LEVEL) -> float:
+        """How many standard errors ``|delta|`` must exceed: Student's t at this difference's
+        degrees of freedom (:func:`critical_value`)."""
+        return critical_value(self.dof, level)
 
     def is_trend(self, level: float = TREND_LEVEL) -> bool:
         """True when ``|delta|`` exceeds :meth:`threshold`, a two-sided test at ``level``
@@ -330,22 +368,10 @@ class Difference:
             return f"{delta}{unit}, {NOISE_NOT_MEASURED}"
         return f"{delta} ± {format(scale * self.se, fmt)}{unit}"
 
-    def rule_text(self, fmt: str = ".3f", *, scale: float = 1.0, unit: str = "", level: float = TREND_LEVEL) -> str:
-        """What the rule asks of this difference, for the sentence that reads it.
-
-        >>> Difference(0.01, 0.004, (NoiseTerm(0.004 ** 2, 8),)).rule_text(".2f", scale=100, unit=" points")
-        'a trend needs more than 0.92 points, 2.31 standard errors by Student’s t on 8 degrees of freedom'
-        >>> Difference(0.01, 0.004).rule_text(".2f", scale=100, unit=" points")
-        'a trend needs more than 0.78 points, 1.96 standard errors by the normal quantile (all of its noise is known)'
-        """
-        if not self.measured:
-            return f"no trend can be called ({NOISE_NOT_MEASURED})"
-        k = critical_value(self.dof, level)
+    def _quantile_text(self) -> str:
         if math.isinf(self.dof):
-            why = "the normal quantile (all of its noise is known)"
-        else:
-            why = f"Student’s t on {_dof_text(self.dof)}"
-        return f"a trend needs more than {format(scale * k * self.se, fmt)}{unit}, {k:.2f} standard errors by {why}"
+            return "the normal quantile (all of its noise is known)"
+        return f"Student’s t on {_dof_text(self.dof)}"
 
     def direction(self, up: str = "grows", down: str = "shrinks", level: float = TREND_LEVEL) -> str:
         """``up`` or ``down`` for a trend, ``"within noise"`` for a measured difference below the
@@ -405,7 +431,7 @@ def _studentized_range(level: float, means: int, dof: float) -> float:
 
 
 @dataclass(frozen=True)
-class Spread:
+class Spread(_Judged):
     """The spread of a quantity across losses: the largest minus the smallest per-loss mean
     (``best`` and ``worst`` name them, out of ``losses`` losses), with the standard error of that
     difference. The largest of several differences is larger than a typical one even where the
@@ -418,16 +444,6 @@ class Spread:
     worst: str
     terms: tuple[NoiseTerm, ...] = ()
     losses: int = 2
-
-    @property
-    def measured(self) -> bool:
-        """Whether the standard error rests on measured noise."""
-        return not math.isnan(self.se)
-
-    @property
-    def dof(self) -> float:
-        """Degrees of freedom of the standard error (Welch-Satterthwaite, as :attr:`Difference.dof`)."""
-        return _effective_dof(self.se, self.terms)
 
     def critical_value(self, level: float = TREND_LEVEL) -> float:
         """How many standard errors of best minus worst the spread must exceed: the ``level``
@@ -444,14 +460,10 @@ class Spread:
             return critical_value(self.dof, level)
         return _studentized_range(level, self.losses, self.dof) / math.sqrt(2.0)
 
-    def threshold(self, level: float = TREND_LEVEL) -> float:
-        """The smallest spread that says the losses differ at ``level``: a test of "every loss has
-        the same mean" that holds its level whichever two losses end up best and worst (NaN where
-        no noise is measured)."""
-        return math.nan if not self.measured else self.critical_value(level) * self.se
-
     def is_trend(self, level: float = TREND_LEVEL) -> bool:
-        """True when the spread exceeds :meth:`threshold`; never when the noise is not measured."""
+        """True when the spread exceeds :meth:`threshold`, a test of "every loss has the same mean"
+        that holds its level whichever two losses end up best and worst; never when the noise is
+        not measured."""
         return self.measured and self.value > self.threshold(level)
 
     def finding(self, level: float = TREND_LEVEL) -> str:
@@ -461,21 +473,9 @@ class Spread:
             return NOISE_NOT_MEASURED
         return "the losses differ" if self.is_trend(level) else "within noise"
 
-    def rule_text(self, fmt: str = ".3f", *, scale: float = 1.0, unit: str = "", level: float = TREND_LEVEL) -> str:
-        """What the rule asks of this spread, for the sentence that reads it.
-
-        >>> Spread(0.005, 0.004, "ls", "ce", losses=4).rule_text(".2f", scale=100, unit=" points")[:60]
-        'a trend needs more than 1.03 points, 2.57 standard errors by'
-        """
-        if not self.measured:
-            return f"no trend can be called ({NOISE_NOT_MEASURED})"
-        k = self.critical_value(level)
-        if math.isinf(self.dof):
-            dof = ", all of its noise known"
-        else:
-            dof = f" on {_dof_text(self.dof)}"
-        return (f"a trend needs more than {format(scale * k * self.se, fmt)}{unit}, {k:.2f} standard errors by "
-                f"Tukey’s studentized range of {self.losses} means{dof}")
+    def _quantile_text(self) -> str:
+        known = ", all of its noise known" if math.isinf(self.dof) else f" on {_dof_text(self.dof)}"
+        return f"Tukey’s studentized range of {self.losses} means{known}"
 
 
 def spread(estimates: dict[str, Estimate]) -> Spread:
