@@ -184,19 +184,22 @@ def test_few_degrees_of_freedom_raise_the_threshold():
     assert Difference(-delta, se, (NoiseTerm(se ** 2, 2),)).direction() == "shrinks"
 
 
+def _null_sets(losses: int, seeds: int, trials: int, rng_seed: int, pooled: bool = True):
+    """``trials`` result sets in which every loss is the same: per set, each loss's mean over
+    ``seeds`` normal draws as an :class:`Estimate` keyed "0", "1", ..., with the seed noise pooled
+    over the losses (or each loss's own, ``pooled=False``)."""
+    import numpy as np
+
+    for draws in np.random.default_rng(rng_seed).normal(0.0, 1.0, size=(trials, losses, seeds)):
+        groups = [list(g) for g in draws]
+        noise = pooled_seed_noise(groups) if pooled else None
+        yield {str(i): mean_estimate(g, seed_noise=noise) for i, g in enumerate(groups)}
+
+
 def _false_trend_rate(rule, losses: int, seeds: int, pooled: bool, trials: int = 4000) -> float:
     """Share of null comparisons (every loss the same, normal seed noise) that ``rule`` calls a
     trend: loss 0 against loss 1, each a mean over ``seeds``."""
-    import numpy as np
-
-    rng = np.random.default_rng(7)
-    hits = 0
-    for draws in rng.normal(0.0, 1.0, size=(trials, losses, seeds)):
-        groups = [list(g) for g in draws]
-        noise = pooled_seed_noise(groups) if pooled else None
-        a, b = (mean_estimate(g, seed_noise=noise) for g in groups[:2])
-        hits += rule(difference(a, b))
-    return hits / trials
+    return sum(rule(difference(e["0"], e["1"])) for e in _null_sets(losses, seeds, trials, 7, pooled)) / trials
 
 
 def test_the_rule_keeps_false_trends_at_its_level_where_two_standard_errors_do_not():
@@ -230,15 +233,7 @@ def test_the_rule_text_names_the_threshold_and_its_quantile():
 def _false_spread_rate(rule, losses: int, seeds: int, trials: int = 2000) -> float:
     """Share of null result sets (every loss the same, normal seed noise pooled over the losses)
     whose spread across ``losses`` losses ``rule`` calls a trend."""
-    import numpy as np
-
-    rng = np.random.default_rng(11)
-    hits = 0
-    for draws in rng.normal(0.0, 1.0, size=(trials, losses, seeds)):
-        groups = [list(g) for g in draws]
-        noise = pooled_seed_noise(groups)
-        hits += rule(spread({str(i): mean_estimate(g, seed_noise=noise) for i, g in enumerate(groups)}))
-    return hits / trials
+    return sum(rule(spread(e)) for e in _null_sets(losses, seeds, trials, 11)) / trials
 
 
 def test_a_spread_is_judged_by_the_studentized_range_not_by_students_t():
@@ -280,14 +275,6 @@ def test_an_ordering_judged_step_by_step_keeps_false_steps_under_the_level():
     """Why orderings, unlike spreads, keep Student's t: neighbours after sorting are close by
     construction, so four identical losses show a false '<' somewhere in their ordering in fewer
     than 5% of draws, though each step is picked after looking."""
-    import numpy as np
-
-    rng = np.random.default_rng(5)
     trials = 2000
-    false_steps = 0
-    for draws in rng.normal(0.0, 1.0, size=(trials, 4, 3)):
-        groups = [list(g) for g in draws]
-        noise = pooled_seed_noise(groups)
-        steps = ordering({str(i): mean_estimate(g, seed_noise=noise) for i, g in enumerate(groups)})
-        false_steps += any(d.is_trend() for _, _, d in steps)
+    false_steps = sum(any(d.is_trend() for _, _, d in ordering(e)) for e in _null_sets(4, 3, trials, 5))
     assert 0.01 < false_steps / trials < 0.05  # 2.6% with these draws
