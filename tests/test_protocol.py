@@ -8,7 +8,8 @@ from ncrepro import protocol, sweep
 
 
 def test_shipped_protocols_load():
-    for name in ("book-cpu", "book-cpu-narrow", "cifar10-cpu", "cifar10-tpt", "cifar10-tpt-fp32", "book-gpu",
+    for name in ("book-cpu", "book-cpu-narrow", "cifar10-cpu", "cifar10-tpt", "cifar10-tpt-fp32",
+                 "cifar10-tpt-fp32-wide", "book-gpu",
                  "paper-cifar10", "smoke"):
         proto = protocol.load_protocol(name)
         assert protocol.protocol_runs(proto)
@@ -177,6 +178,23 @@ def test_the_precision_control_twins_the_terminal_phase_runs_at_width_one_eighth
         assert config.precision == "fp32" and main[config.loss, config.seed].precision == "bf16"
         twin = dataclasses.replace(config, precision="bf16")
         assert protocol.run_identity(twin) == protocol.run_identity(main[config.loss, config.seed])
+
+
+def test_the_wide_float32_set_gives_width_one_quarter_seeds_mse_first():
+    """cifar10-tpt-fp32-wide: the four losses at width 1/4 with seeds 0, 1 and 2 in float32, MSE's
+    three seeds first (the loss that does not fit at width 1/8), then seed by seed; its seed 0
+    runs are the float32 twins of cifar10-tpt's width-1/4 runs, equal in every other setting."""
+    wide = protocol.ordered_runs(protocol.load_protocol("cifar10-tpt-fp32-wide"))
+    assert [(c.loss, c.seed) for _, c in wide] == [("mse", 0), ("mse", 1), ("mse", 2),
+                                                ("ce", 0), ("ls", 0), ("fl", 0),
+                                                ("ce", 1), ("ls", 1), ("fl", 1),
+                                                ("ce", 2), ("ls", 2), ("fl", 2)]
+    main = {c.loss: c for _, c in protocol.protocol_runs(protocol.load_protocol("cifar10-tpt"))
+            if c.width == 0.25}
+    for _, config in wide:
+        assert config.width == 0.25 and config.precision == "fp32"
+        twin = dataclasses.replace(config, precision="bf16", seed=0)
+        assert protocol.run_identity(twin) == protocol.run_identity(main[config.loss])
 
 
 def test_grid_text_describes_the_terminal_phase_grid_by_width():
