@@ -45,6 +45,9 @@ __all__ = [
     "compare_with_seeds",
     "no_comparison_reason",
     "seed_comparison_text",
+    "WidthComparison",
+    "compare_by_width",
+    "is_judged",
     "joint_reading",
     "pair_matrix",
     "unrelated_disagreement",
@@ -278,6 +281,53 @@ def compare_with_seeds(pairs: list[NetworkPair], measure: str, *,
     else:
         verdict = AS_CLOSE if _upper_bound(margin, level) < 0 else NOT_SHOWN_CLOSE
     return SeedComparison(measure, a, b, d, verdict, margin)
+
+
+@dataclass(frozen=True)
+class WidthComparison:
+    """Both measures' comparison with the seed yardstick at one width: ``found`` by measure (None
+    where :func:`compare_with_seeds` has none), and the sentence for each (``readings``)."""
+
+    width: float
+    found: dict[str, SeedComparison | None]
+    readings: dict[str, str]
+
+    @property
+    def verdicts(self) -> dict[str, str | None]:
+        """The verdict by measure, None where nothing could be compared."""
+        return {m: f and f.verdict for m, f in self.found.items()}
+
+    def text(self) -> str:
+        """Both readings as sentences; one reason shared by both measures reads once."""
+        r = self.readings
+        if r["geometry"] == r["agreement"]:
+            return r["geometry"][0].upper() + r["geometry"][1:] + "."
+        return f"In geometry, {r['geometry']}. In predictions, {r['agreement']}."
+
+
+def compare_by_width(results: list[dict]) -> dict[float, WidthComparison]:
+    """:func:`compare_with_seeds` in both measures at each width of ``results`` (widths in
+    increasing order): networks of different losses against seeds of one loss within one width,
+    never a unit of one width against a yardstick of another, since width itself moves both."""
+    out = {}
+    for w in sorted({r["config"]["width"] for r in results}):
+        found, readings = {}, {}
+        for measure in MEASURES:
+            pairs = network_pairs([r for r in results if r["config"]["width"] == w], measure)
+            found[measure] = compare_with_seeds(pairs, measure)
+            readings[measure] = no_comparison_reason(pairs) if found[measure] is None else found[measure].text()
+        out[w] = WidthComparison(w, found, readings)
+    return out
+
+
+def is_judged(verdicts: dict[str, str | None] | None) -> bool:
+    """Whether a set of verdicts by measure judges at least one measure against the seeds (not
+    None, not :data:`NOT_YET_COMPARABLE`).
+
+    >>> is_judged({"geometry": NOT_YET_COMPARABLE, "agreement": None}), is_judged({"geometry": AS_CLOSE})
+    (False, True)
+    """
+    return bool(verdicts) and any(verdicts.get(m) not in (None, NOT_YET_COMPARABLE) for m in MEASURES)
 
 
 def seed_comparison_text(pairs: list[NetworkPair], measure: str) -> str:

@@ -549,7 +549,8 @@ def twin_figure(pairs: Sequence[tuple[dict, dict]], setting: str, *, names: Mapp
     still misclassified (log axis, none drawn at half an image), test accuracy and NC1 (log axis),
     at every evaluated epoch. The legend names the losses, one entry toggling every twin of a loss
     (so it stays two rows on a phone, whatever the seeds); the hover text (with the seed, where
-    pairs have several) and the caption say which line is which.
+    pairs have several, and the width, where they span several) and the caption say which line is
+    which.
 
     Args:
         pairs: ``(reference run, its twin)`` results, for instance from
@@ -565,14 +566,16 @@ def twin_figure(pairs: Sequence[tuple[dict, dict]], setting: str, *, names: Mapp
     fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.05)
     shown: dict[str, list[float]] = {key: [] for key, _, _ in panels}
     several_seeds = len({reference["config"]["seed"] for reference, _ in pairs}) > 1
+    several_widths = len({reference["config"].get("width") for reference, _ in pairs}) > 1
     in_legend: set[str] = set()
     for reference, twin in pairs:
         loss = reference["config"]["loss"]
         color = LOSS_COLORS.get(loss, "#7f7f7f")
         for run, dash in ((reference, "solid"), (twin, "dash")):
             value = run["config"][setting]
+            where = f", width {width_label(run['config']['width'])}" if several_widths else ""
             seed = f", seed {run['config']['seed']}" if several_seeds else ""
-            label = f"{LOSS_LABELS.get(loss, loss)}{seed}, {names.get(value, value)}"
+            label = f"{LOSS_LABELS.get(loss, loss)}{where}{seed}, {names.get(value, value)}"
             first = loss not in in_legend  # one legend entry per loss, however many seeds
             in_legend.add(loss)
             size = run["provenance"]["dataset"]["train_size"]

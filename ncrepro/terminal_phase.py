@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from .models import ARCHITECTURE_NAMES
 from .noise import Estimate, SeedNoise, ordering, ordering_text
-from .prose import count, join_list, width
+from .prose import count, join_list, plus_minus, width
 from .results import (
     AccuracyGrid,
     SpreadChange,
@@ -155,6 +155,25 @@ class TerminalPhaseSummary:
         return (f"{100 * self.seed_noise.sd:.2f} points, pooled over {join_list(where)}: with "
                 f"{count(self.seed_noise.dof, 'degree')} of freedom, its {100 * level:g}% interval runs from "
                 f"{100 * low:.2f} to {100 * high:.2f} points")
+
+    def accuracy_table(self, labels) -> tuple[list[str], list[list[str]]]:
+        """The columns and rows of the book's table of final test accuracy: per width, each loss's
+        mean ± seed-to-seed standard deviation in percent ("–" where it has no run yet), the spread
+        across losses ± its standard error in points and which loss is best and worst ("–" until
+        every loss has a run there)."""
+        grid = self.grid
+        columns = ["width"] + [labels.get(loss, loss) for loss in grid.losses] + ["spread (points)", "best / worst"]
+        rows = []
+        for cell in grid.cells:
+            estimates = [grid.estimate(cell, loss) for loss in grid.losses]
+            sp = grid.spread(cell)
+            rows.append([width(cell[1])]
+                        + ["–" if e is None else plus_minus(100 * e.mean, None if e.sd is None else 100 * e.sd)
+                           for e in estimates]
+                        + (["–", "–"] if sp is None else
+                           [f"{100 * sp.value:.2f} ± {100 * sp.se:.2f}",
+                            f"{labels.get(sp.best, sp.best)} / {labels.get(sp.worst, sp.worst)}"]))
+        return columns, rows
 
     def accuracy_text(self, labels) -> str:
         """How the losses' final test accuracies compare, each number with its noise: the pooled

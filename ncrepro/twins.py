@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from .comparison import MEASURES, network_pairs
 from .noise import NOISE_NOT_MEASURED, Difference, accuracy_estimate, difference, log_estimate, mean_difference
-from .prose import count, join_list, signed, value_range
+from .prose import count, join_list, signed, value_range, width
 from .results import accuracy_grid, final_value, metric_seed_noise, setting_of, terminal_phase_onset
 from .train import EXECUTION_SETTINGS, stored_settings
 
@@ -117,16 +117,17 @@ class TwinComparison:
             return self.twins[0].text(labels, names) + "."
         ref_name, other_name = self.twins[0].names(names)
         n = len(self.twins)
-        apart = [t for t in self.twins if t.onsets[0] != t.onsets[1]]
+        named = dict(zip(_twin_names(self.twins, labels), self.twins))
+        apart = [name for name, t in named.items() if t.onsets[0] != t.onsets[1]]
         onsets = (f"The twins reach the terminal phase at the same evaluation, or both miss it, in {n - len(apart)} "
                   f"of {n} pairs")
         if apart:
             onsets += " (not: " + join_list(
-                f"{_twin_name(t, labels)}, {other_name} {_fit_text(t.other)} and {ref_name} "
-                f"{_fit_text(t.reference)}" for t in apart) + ")"
+                f"{name}, {other_name} {_fit_text(named[name].other)} and {ref_name} "
+                f"{_fit_text(named[name].reference)}" for name in apart) + ")"
         acc, nc1 = self.mean_accuracy, self.mean_nc1
-        accuracy = {_twin_name(t, labels): t.accuracy for t in self.twins}
-        log_nc1 = {_twin_name(t, labels): t.nc1 for t in self.twins}
+        accuracy = {name: t.accuracy for name, t in named.items()}
+        log_nc1 = {name: t.nc1 for name, t in named.items()}
         return (f"{onsets}. Final test accuracy, {other_name} minus {ref_name}, "
                 f"{_range_text(accuracy, '.2f', scale=100, unit=' points')}. "
                 f"Final NC1 is {value_range((10 ** t.nc1.delta for t in self.twins), '.2f', sep=' to ')} times "
@@ -225,7 +226,7 @@ def twins_against_seeds(comparison: TwinComparison, reference: list[dict], label
     else:
         end = (f"Changing only the {comparison.setting} parts the twins about as far as a change of seed, so the "
                "noise of two seeds is the yardstick they are judged by above.")
-    twins_text = join_list(_twin_name(t, labels) for t in comparison.twins)
+    twins_text = join_list(_twin_names(comparison.twins, labels))
     return (f"How far apart the twins end: the {other_name} and {ref_name} networks of {twins_text} {clauses[0]}; "
             f"{clauses[1]}. Of the {count(len(comparison.twins), 'twin')}: {'; '.join(readings)}. {end}")
 
@@ -234,8 +235,16 @@ _SIDES = {"closer": "closer than every pair of seeds", "within": "within the see
           "further": "further apart than every pair of seeds"}
 
 
-def _twin_name(twin: Twin, labels) -> str:
-    return f"{labels.get(twin.loss, twin.loss)} with seed {twin.reference['config']['seed']}"
+def _twin_name(twin: Twin, labels, *, with_width: bool = False) -> str:
+    where = f" at width {width(twin.reference['config']['width'])}" if with_width else ""
+    return f"{labels.get(twin.loss, twin.loss)}{where} with seed {twin.reference['config']['seed']}"
+
+
+def _twin_names(twins: list[Twin], labels) -> list[str]:
+    """Each twin's name, with its width where the twins span several widths: loss and seed alone
+    would name two twins alike (and, as keys, drop one)."""
+    with_width = len({t.reference["config"]["width"] for t in twins}) > 1
+    return [_twin_name(t, labels, with_width=with_width) for t in twins]
 
 
 def _range_text(diffs: dict[str, Difference], fmt: str, *, scale: float = 1.0, unit: str = "") -> str:

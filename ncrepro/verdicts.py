@@ -21,6 +21,7 @@ from .comparison import (
     MEASURE_NAMES,
     NOT_SHOWN_CLOSE,
     NOT_YET_COMPARABLE,
+    is_judged,
 )
 from .prose import count, join_list, signed
 from .terminal_phase import losses_text
@@ -182,7 +183,7 @@ def _spread_reading(e: dict) -> str:
 
 
 def equal_accuracy(real: dict) -> Verdict:
-    """The terminal-phase set's spread of test accuracy across losses, and its float32 control's
+    """The terminal-phase set's spread of test accuracy across losses, and the float32 set's
     (``fp32_evidence``) once that has a spread: never more than "not tested at this scale", since
     the claim is about networks of the paper's size."""
     (e,) = _need(real, "real-networks", "tpt_evidence")
@@ -191,8 +192,8 @@ def equal_accuracy(real: dict) -> Verdict:
     control = real.get("fp32_evidence")
     if control and control.get("spreads"):
         reading = _spread_reading(control)
-        evidence += f" Its float32 control ({control['spread_networks']}): {reading[0].lower()}{reading[1:]}"
-        scale = f"{scale}; float32 control: {control['spread_networks']}"
+        evidence += f" The float32 set ({control['spread_networks']}): {reading[0].lower()}{reading[1:]}"
+        scale = f"{scale}; float32 set: {control['spread_networks']}"
     evidence += (" The claim is about networks large enough to fit and generalise alike; these are far smaller "
                  "than the paper's, so no spread here can confirm or refute it.")
     return Verdict(
@@ -247,26 +248,22 @@ def _equivalence_reading(e: dict) -> tuple[str, str]:
     return verdict, evidence
 
 
-def _judged(e: dict | None) -> bool:
-    return bool(e) and any(e.get(k) not in (None, NOT_YET_COMPARABLE) for k in ("geometry", "agreement"))
-
-
 def equivalent_features(eq: dict) -> Verdict:
-    """The terminal-phase set's comparison, and the float32 control's (``eq_control_evidence``)
-    once it judges a measure: reproduced only where a set shows both measures as close as seeds
-    and no set shows the losses further apart than seeds."""
+    """The terminal-phase set's comparison, and the float32 set's (``eq_control_evidence``, at the
+    widest width where it judges a measure) once it judges one: reproduced only where a set shows
+    both measures as close as seeds and no set shows the losses further apart than seeds."""
     (e,) = _need(eq, "equivalence", "eq_evidence")
     verdict, evidence = _equivalence_reading(e)
     scale = e["networks"]
     control = eq.get("eq_control_evidence")
-    if _judged(control):
+    if is_judged(control):
         control_verdict, control_evidence = _equivalence_reading(control)
         apart = any(FURTHER_APART in (x.get("geometry"), x.get("agreement")) for x in (e, control))
         verdict = ("reproduced" if "reproduced" in (verdict, control_verdict) and not apart
                    else "not tested at this scale")
-        evidence = (f"Terminal-phase set (bfloat16 training): {evidence} Its float32 control ({control['networks']}): "
+        evidence = (f"Terminal-phase set (bfloat16 training): {evidence} The float32 set ({control['networks']}): "
                     f"{control_evidence}")
-        scale = f"{scale}; float32 control: {control['networks']}"
+        scale = f"{scale}; float32 set: {control['networks']}"
     return Verdict(
         claim="All losses produce equivalent features",
         short="Equivalent features",

@@ -10,9 +10,11 @@ from ncrepro.comparison import (
     NOT_SHOWN_CLOSE,
     NOT_YET_COMPARABLE,
     NetworkPair,
+    compare_by_width,
     compare_with_seeds,
     etf_distance,
     geometry_distance,
+    is_judged,
     joint_reading,
     network_pairs,
     no_comparison_reason,
@@ -247,3 +249,26 @@ def test_the_two_measures_read_together():
         "neither test is judged yet: each needs two seeds with every loss")
     with pytest.raises(ValueError, match="unknown measure 'accuracy'"):
         joint_reading({"accuracy": AS_CLOSE})
+
+
+def test_each_width_is_compared_with_its_own_seeds():
+    """A width with seeds of every loss is judged; another width with one seed only has no
+    yardstick of its own and says so, instead of borrowing the first width's seeds."""
+    base = np.arange(200) % 4
+
+    def flip(n, offset):
+        p = base.copy()
+        p[offset:offset + n] = (p[offset:offset + n] + 1) % 4
+        return p
+
+    nets = [_net("ce", s, np.eye(4), flip(10, 10 * s)) for s in range(3)]
+    nets += [_net("mse", s, np.eye(4), flip(60, 100 + 10 * s)) for s in range(3)]
+    wide = [_net(loss, 0, np.eye(4), flip(5, 0), width=0.25) for loss in ("ce", "mse")]
+    by_width = compare_by_width(nets + wide)
+    assert list(by_width) == [0.125, 0.25]
+    assert by_width[0.125].verdicts["agreement"] == "further apart than seeds"
+    assert by_width[0.125].found["agreement"] == compare_with_seeds(network_pairs(nets, "agreement"), "agreement")
+    assert by_width[0.25].verdicts == {"geometry": None, "agreement": None}
+    assert by_width[0.25].text() == "There are not yet two seeds of one loss to compare with."
+    assert is_judged(by_width[0.125].verdicts) and not is_judged(by_width[0.25].verdicts)
+    assert compare_by_width([]) == {}

@@ -113,3 +113,9 @@ def test_twin_figure_draws_each_run_beside_its_twin():
     fig = twin_figure(pairs + [second], "precision", names={"bf16": "bfloat16", "fp32": "float32"})
     assert [t.name for t in fig.data if t.showlegend] == ["CE", "MSE"]
     assert "CE, seed 1, float32" in fig.data[-1].hovertemplate and "CE, seed 0, bfloat16" in fig.data[0].hovertemplate
+    # Twins at a second width: the hover text names the width too.
+    wide = tuple({**r, "config": {**r["config"], "width": 0.25}} for r in pairs[0])
+    narrow = [tuple({**r, "config": {**r["config"], "width": 0.125}} for r in pair) for pair in pairs]
+    fig = twin_figure(narrow + [wide], "precision", names={"bf16": "bfloat16", "fp32": "float32"})
+    assert "CE, width 1/4, float32" in fig.data[-1].hovertemplate
+    assert "CE, width 1/8, bfloat16" in fig.data[0].hovertemplate

@@ -126,6 +126,21 @@ def test_the_seed_noise_says_where_it_was_measured_and_how_well_it_is_known():
     assert one_seed.seed_noise_text(labels) is None
 
 
+def test_the_accuracy_table_has_a_row_per_width_and_a_spread_only_where_every_loss_ran():
+    labels = {"ce": "CE", "ls": "LS"}
+    fit = [1.0] * 3
+    baselines = {w: {"nc2": 0.5, "nc3": 0.6} for w in (0.125, 0.25)}
+    runs = [_run(0.125, "ce", 0, fit, [1, 0.5, 0.2], 0.775), _run(0.125, "ce", 1, fit, [1, 0.5, 0.2], 0.779),
+            _run(0.125, "ls", 0, fit, [1, 0.5, 0.2], 0.78), _run(0.25, "ls", 0, fit, [1, 0.5, 0.2], 0.79)]
+    s = summarise_terminal_phase(runs, baselines)
+    columns, rows = s.accuracy_table(labels)
+    assert columns == ["width", "CE", "LS", "spread (points)", "best / worst"]
+    se = 100 * s.grid.spread(s.grid.cells[0]).se
+    # CE: mean 77.7 over two seeds, sd 0.28 points; LS one seed (no sd of its own).
+    assert rows == [["1/8", "77.7 ± 0.3", "78.0", f"0.30 ± {se:.2f}", "LS / CE"],
+                    ["1/4", "–", "79.0", "–", "–"]]
+
+
 def test_the_accuracy_reading_gives_every_number_its_noise():
     labels = {"ce": "CE", "ls": "LS"}
     fit = [1.0] * 3

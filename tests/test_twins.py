@@ -125,6 +125,21 @@ def test_a_summary_names_the_twins_beyond_the_noise_and_those_that_fit_apart():
     assert "from +0.20 to +0.50 points (noise not measured)" in unjudged
 
 
+def test_twins_at_two_widths_are_named_with_their_width():
+    """Loss and seed name a twin only within one width: across two, both MSE twins with seed 0
+    would read alike, and the range of the differences would keep one of them."""
+    def wide(run):
+        return {**run, "run": run["run"] + "-w4", "config": {**run["config"], "width": 0.25}}
+
+    reference = REFERENCE + [wide(_run("mse", 0, 0.790, 0.004))]
+    twins = [_run("mse", 0, 0.776, 0.007, precision="fp32"), wide(_run("mse", 0, 0.760, 0.004, precision="fp32"))]
+    text = compare_twins(reference, twins, "precision").text({"mse": "MSE"}, {"bf16": "bfloat16", "fp32": "float32"})
+    assert "from −3.00 to +0.20 points: further apart than two seeds for MSE at width 1/4 with seed 0, " in text
+    assert "within it for the other 1 twin" in text
+    single = compare_twins(REFERENCE, twins[:1], "precision").text({"mse": "MSE"}, {})
+    assert single.startswith("MSE with seed 0: ")
+
+
 def _with_analysis(run, predictions, means):
     return {**run, "analysis": {"test_predictions": list(predictions), "geometry": {"means": means}}}
 

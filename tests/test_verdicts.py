@@ -213,7 +213,7 @@ def test_no_difference_without_shown_closeness_is_not_equivalence():
     assert closer.verdict == "reproduced"
 
 
-def test_the_float32_control_counts_once_it_judges_a_measure():
+def test_the_float32_set_counts_once_it_judges_a_measure():
     from ncrepro.comparison import NOT_YET_COMPARABLE
 
     waiting = {"networks": "bf16 set", "geometry": NOT_YET_COMPARABLE, "agreement": NOT_YET_COMPARABLE}
@@ -226,9 +226,9 @@ def test_the_float32_control_counts_once_it_judges_a_measure():
     # in either set keep the claim untested.
     apart = {"networks": "fp32 set", "geometry": "further apart than seeds", "agreement": "as close as seeds"}
     v = score(_chapters(equivalence={"eq_evidence": waiting, "eq_control_evidence": apart}))[5]
-    assert v.verdict == "not tested at this scale" and v.scale == "bf16 set; float32 control: fp32 set"
+    assert v.verdict == "not tested at this scale" and v.scale == "bf16 set; float32 set: fp32 set"
     assert v.evidence.startswith("Terminal-phase set (bfloat16 training): Networks of different losses cannot yet")
-    assert "Its float32 control (fp32 set): Against networks of one loss from different seeds" in v.evidence
+    assert "The float32 set (fp32 set): Against networks of one loss from different seeds" in v.evidence
     assert "differ by more than seeds do in their class-mean geometry" in v.evidence
     close = {"networks": "fp32 set", "geometry": "as close as seeds", "agreement": "closer than seeds"}
     assert score(_chapters(equivalence={"eq_evidence": waiting, "eq_control_evidence": close}))[5].verdict == \
@@ -238,12 +238,12 @@ def test_the_float32_control_counts_once_it_judges_a_measure():
         "not tested at this scale"
 
 
-def test_equal_accuracy_reads_the_float32_control_once_it_has_a_spread():
+def test_equal_accuracy_reads_the_float32_set_once_it_has_a_spread():
     control = {**_chapters()["real-networks"]["tpt_evidence"], "spread_networks": "fp32 set", "seed_noise_dof": 4,
                "spreads": {"1/8": {"spread": 0.56, "se": 0.66, "needs": 2.1, "finding": "within noise"}}}
     v = score(_chapters(**{"real-networks": {"fp32_evidence": control}}))[4]
-    assert v.scale == "ResNet18 at width 1/8 (3 seeds), CIFAR-10, CPU; float32 control: fp32 set"
-    assert ("Its float32 control (fp32 set): spread of final test accuracy across the four losses (best minus "
+    assert v.scale == "ResNet18 at width 1/8 (3 seeds), CIFAR-10, CPU; float32 set: fp32 set"
+    assert ("The float32 set (fp32 set): spread of final test accuracy across the four losses (best minus "
             "worst, ± standard error with seed noise on 4 degrees of freedom, and test noise): 0.56 ± 0.66 points "
             "at width 1/8 (within noise: a trend needs more than 2.10 points).") in v.evidence
     assert v.verdict == "not tested at this scale"
