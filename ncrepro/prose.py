@@ -66,12 +66,13 @@ def plus_minus(mean: float, sd: float | None, fmt: str = ".1f") -> str:
 
 
 def signed(x: float, fmt: str = ".2f") -> str:
-    """A change with its sign, the minus a typographic one: ``"+0.13"``, ``"−0.13"``.
+    """A change with its sign, the minus a typographic one: ``"+0.13"``, ``"−0.13"``. A change
+    that rounds to zero reads ``"+0.0"``, never ``"−0.0"``.
 
-    >>> signed(0.134), signed(-0.134), signed(-1.5, ".1f")
-    ('+0.13', '−0.13', '−1.5')
+    >>> signed(0.134), signed(-0.134), signed(-1.5, ".1f"), signed(-0.004, ".1f")
+    ('+0.13', '−0.13', '−1.5', '+0.0')
     """
-    return f"{x:+{fmt}}".replace("-", "\u2212")
+    return f"{x:+z{fmt}}".replace("-", "\u2212")
 
 
 def percent(fraction: float, fmt: str = ".1f") -> str:
