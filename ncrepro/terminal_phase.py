@@ -156,6 +156,24 @@ class TerminalPhaseSummary:
                 f"{count(self.seed_noise.dof, 'degree')} of freedom, its {100 * level:g}% interval runs from "
                 f"{100 * low:.2f} to {100 * high:.2f} points")
 
+    def nc_table(self, labels, baselines: Mapping[float, Mapping[str, float]]) -> tuple[list[str], list[list]]:
+        """The columns and rows of the book's table of final NC metrics: per width and loss, the
+        number of seeds, NC1-NC3 as the geometric mean over seeds ×÷ the seed-to-seed factor (the
+        mean alone for one seed) and NC4 as mean ± sd; then, per width of the set, the NC2 and NC3
+        of random geometry at the same dimension (``baselines``, as for
+        :func:`summarise_terminal_phase`)."""
+        rows = []
+        for w in self.widths:
+            for loss in self.settings[w]:
+                nc = [self.nc[key][(w, loss)] for key in ("nc1", "nc2", "nc3", "nc4")]
+                rows.append([width(w), labels.get(loss, loss), nc[0].n]
+                            + [f"{10 ** e.mean:.3g}" + ("" if e.sd is None else f" ×÷ {10 ** e.sd:.2f}")
+                               for e in nc[:3]]
+                            + [plus_minus(nc[3].mean, nc[3].sd, ".2g")])
+        rows += [[width(w), "random geometry", "–", "–", f"{baselines[w]['nc2']:.3f}", f"{baselines[w]['nc3']:.3f}",
+                  "–"] for w in self.widths]
+        return ["width", "loss", "seeds", "NC1", "NC2", "NC3", "NC4"], rows
+
     def accuracy_table(self, labels) -> tuple[list[str], list[list[str]]]:
         """The columns and rows of the book's table of final test accuracy: per width, each loss's
         mean ± seed-to-seed standard deviation in percent ("–" where it has no run yet), the spread

@@ -126,6 +126,20 @@ def test_the_seed_noise_says_where_it_was_measured_and_how_well_it_is_known():
     assert one_seed.seed_noise_text(labels) is None
 
 
+def test_the_nc_table_summarises_seeds_on_a_log_scale_and_adds_the_random_baselines():
+    labels = {"ce": "CE", "ls": "LS"}
+    fit = [1.0] * 3
+    baselines = {0.125: {"nc2": 0.5, "nc3": 0.6}, 0.25: {"nc2": 0.4, "nc3": 0.45}}
+    # CE's two seeds end at NC1 0.1 and 0.4: geometric mean 0.2, one sd of log10 is a factor 2.67.
+    runs = [_run(0.125, "ce", 0, fit, [1, 0.5, 0.1], 0.775), _run(0.125, "ce", 1, fit, [1, 0.5, 0.4], 0.779),
+            _run(0.125, "ls", 0, fit, [1, 0.5, 0.05], 0.78)]
+    columns, rows = summarise_terminal_phase(runs, baselines).nc_table(labels, baselines)
+    assert columns == ["width", "loss", "seeds", "NC1", "NC2", "NC3", "NC4"]
+    assert [r[:3] for r in rows] == [["1/8", "CE", 2], ["1/8", "LS", 1], ["1/8", "random geometry", "–"]]
+    assert rows[0][3] == "0.2 ×÷ 2.67" and rows[1][3] == "0.05"
+    assert rows[2][3:] == ["–", "0.500", "0.600", "–"]  # only the widths of the set
+
+
 def test_the_accuracy_table_has_a_row_per_width_and_a_spread_only_where_every_loss_ran():
     labels = {"ce": "CE", "ls": "LS"}
     fit = [1.0] * 3
