@@ -11,6 +11,7 @@ from ncrepro.comparison import (
     NOT_YET_COMPARABLE,
     NetworkPair,
     compare_by_width,
+    compare_fitted_losses,
     compare_with_seeds,
     etf_distance,
     geometry_distance,
@@ -272,3 +273,29 @@ def test_each_width_is_compared_with_its_own_seeds():
     assert by_width[0.25].text() == "There are not yet two seeds of one loss to compare with."
     assert is_judged(by_width[0.125].verdicts) and not is_judged(by_width[0.25].verdicts)
     assert compare_by_width([]) == {}
+
+
+def test_a_verdict_is_checked_without_the_loss_that_does_not_fit():
+    """At a width where one loss's networks miss the terminal phase, the comparison is repeated on
+    the losses that fit: here CE and LS agree like seeds once MSE, which disagrees with both, is
+    left out."""
+    base = np.arange(200) % 4
+
+    def flip(n, offset):
+        p = base.copy()
+        p[offset:offset + n] = (p[offset:offset + n] + 1) % 4
+        return p
+
+    def fit(net, fitted):
+        return {**net, "epochs": [{"epoch": 1, "clean_train_acc": 1.0 if fitted else 0.99}]}
+
+    nets = [fit(_net(loss, s, np.eye(4), flip(10, 10 * s + (100 if loss == "ls" else 0))), True)
+            for loss in ("ce", "ls") for s in range(3)]
+    nets += [fit(_net("mse", s, np.eye(4), flip(80, 20 + 5 * s)), False) for s in range(3)]
+    labels = {"ce": "CE", "ls": "LS", "mse": "MSE"}
+    text = compare_fitted_losses(nets, labels)
+    assert text.startswith("At width 1/8, MSE does not fit the training set; among the losses that do (CE and LS) "
+                           "alone: in geometry, ")
+    assert "in predictions, as close as seeds (" in text
+    assert compare_with_seeds(network_pairs(nets, "agreement"), "agreement").verdict == "further apart than seeds"
+    assert compare_fitted_losses([n for n in nets if n["config"]["loss"] != "mse"], labels) == ""
