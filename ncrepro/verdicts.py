@@ -274,7 +274,8 @@ def equivalent_features(eq: dict) -> Verdict:
         rule="reproduced if, on a set with two seeds of every loss, networks of different losses are shown to be as "
              "close as networks of one loss from different seeds (no further apart by the trend rule, and less than "
              f"{EQUIVALENCE_FACTOR:g} times as far apart by a one-sided test) in geometry and in predictions, and no "
-             "set shows them further apart; otherwise not tested at this scale",
+             "set shows them further apart (the float32 set is read at its widest width with a judged comparison, "
+             "the networks nearest the paper's regime); otherwise not tested at this scale",
     )
 
 
