@@ -51,6 +51,7 @@ __all__ = [
     "is_judged",
     "joint_reading",
     "pair_matrix",
+    "furthest_loss",
     "unrelated_disagreement",
     "MEASURES",
     "MEASURE_NAMES",
@@ -445,6 +446,27 @@ def _upper_bound(margin: Difference | None, level: float) -> float:
     if margin is None or not margin.measured:
         return math.nan
     return margin.delta + critical_value(margin.dof, 2 * level - 1) * margin.se
+
+
+def furthest_loss(matrix: dict, losses: list[str]) -> tuple[str, float, list[float]] | None:
+    """The loss whose networks sit furthest from the other losses' in a :func:`pair_matrix` of a
+    distance: the loss, its mean distance to the others, and the distances among the remaining
+    losses, pair by pair, to set beside it. None with fewer than three losses compared.
+
+    >>> E = Estimate  # mean, se, n
+    >>> m = {(a, b): E(d, 0.0, 1) for (a, b), d in {("ce", "ls"): 0.1, ("ce", "fl"): 0.3, ("ls", "fl"): 0.2}.items()}
+    >>> m.update({(b, a): e for (a, b), e in m.items()})
+    >>> furthest_loss(m, ["ce", "ls", "fl"])
+    ('fl', 0.25, [0.1])
+    """
+    to_others = {a: [matrix[(a, b)].mean for b in losses if b != a and (a, b) in matrix] for a in losses}
+    to_others = {a: sum(v) / len(v) for a, v in to_others.items() if v}
+    if len(to_others) < 3:
+        return None
+    far = max(to_others, key=to_others.get)
+    rest = [matrix[(a, b)].mean for i, a in enumerate(losses) for b in losses[i + 1:]
+            if far not in (a, b) and (a, b) in matrix]
+    return far, to_others[far], rest
 
 
 def unrelated_disagreement(accuracy: float, classes: int) -> float:
