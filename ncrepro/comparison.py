@@ -330,9 +330,10 @@ def compare_by_width(results: list[dict]) -> dict[float, WidthComparison]:
     never a unit of one width against a yardstick of another, since width itself moves both."""
     out = {}
     for w in sorted({r["config"]["width"] for r in results}):
+        at_width = [r for r in results if r["config"]["width"] == w]
         found, readings = {}, {}
         for measure in MEASURES:
-            pairs = network_pairs([r for r in results if r["config"]["width"] == w], measure)
+            pairs = network_pairs(at_width, measure)
             found[measure] = compare_with_seeds(pairs, measure)
             readings[measure] = no_comparison_reason(pairs) if found[measure] is None else found[measure].text()
         out[w] = WidthComparison(w, found, readings)
