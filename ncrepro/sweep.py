@@ -89,6 +89,12 @@ def _rate_key(config: TrainConfig) -> tuple:
 #: What :func:`estimate_seconds` adds to the measured time of a run (10%).
 _ESTIMATE_MARGIN = 1.1
 
+#: After its first throughput measurement, a sweep with a budget measures another kind of run
+#: only with at least this many seconds left and twice its longest measurement so far (each
+#: compiles a model, tens of seconds on a GPU); with less, such runs are skipped unmeasured, so a
+#: measurement cannot run past the deadline and delay the archive written after the sweep.
+_MEASURE_FLOOR_SECONDS = 30.0
+
 
 def estimate_seconds(config: TrainConfig, splits: DataSplits, rate: Throughput) -> float:
     """Estimated wall time of a whole run: its epochs, its evaluations, its setup, plus 10%."""
@@ -151,6 +157,7 @@ def run_protocol(name_or_path: str, *, results_dir: Path | None = None, device: 
     # what a whole run pays (on a lent H200, epochs ran 1.1-1.4x slower than the steps timed
     # before them), so runs of kinds not yet observed on this device are estimated that much longer.
     slowdown = 1.0
+    longest_measurement = 0.0  # seconds, of the throughput measurements made in this call
     for i, (name, config) in enumerate(runs, 1):
         if compile:
             config.compile = compile
@@ -173,7 +180,17 @@ def run_protocol(name_or_path: str, *, results_dir: Path | None = None, device: 
         if deadline is not None:
             key = _rate_key(config)
             if key not in rates:
+                left = deadline - time.monotonic()
+                # A lent H200 spent up to 49 s measuring one kind: a measurement begun near the
+                # deadline ran past it, and the command was stopped before it wrote its archive.
+                if rates and left < max(_MEASURE_FLOOR_SECONDS, 2.0 * longest_measurement):
+                    log(f"{tag}: skipped, {max(left, 0.0) / 60:.1f} min left is too little to measure "
+                        f"{config.arch} width {config.width:g} on {config.device}")
+                    report.skipped.append(name)
+                    continue
+                t_measure = time.monotonic()
                 rates[key] = measure_throughput(config, splits)
+                longest_measurement = max(longest_measurement, time.monotonic() - t_measure)
                 r = rates[key]
                 log(f"measured {config.arch} width {config.width:g} on {config.device}: "
                     f"{r.train_images_per_s:,.0f} training images/s, {r.eval_images_per_s:,.0f} evaluation "

@@ -14,7 +14,10 @@
 #      report in $OUT/benchmark.txt, and take that time off the sweep's budget;
 #   3. run the budgeted sweep: pending runs in the protocol's priority order, each started only
 #      if its measured-throughput estimate fits the minutes left;
-#   4. always write the finished results into one archive, $OUT/results.tar.gz.
+#   4. always write the finished results into one archive, $OUT/results.tar.gz (a sweep that
+#      outruns its budget by a minute is interrupted first, so that this step still runs).
+# Give the device call a timeout_s at least 90 s over MINUTES: a call stopped at its limit loses
+# every result of that call (the archive is written last).
 # $OUT (default ./gpu-out) ends with at most 4 files: results.tar.gz, sweep.log, environment.txt
 # and benchmark.txt. Import the archive here with: python -m ncrepro.sweep import ARCHIVE
 set -uo pipefail
@@ -69,8 +72,14 @@ fi
 
 # 3. The budgeted sweep, with what is left of MINUTES.
 left=$("$py" -c "import sys; print(max(0.1, float(sys.argv[1]) - (float(sys.argv[2]) / 60)))" "$minutes" "$(( $(date +%s) - started ))")
-"$py" -m ncrepro.sweep "$protocol" --device "$device" --budget-minutes "$left" --no-progress 2>&1 | tee -a "$log"
+# The sweep keeps to its budget at run and epoch boundaries; should anything outrun it by a minute,
+# it is interrupted, so that step 4 still writes the archive inside the device call's time limit
+# (give the call a timeout_s at least 90 s over MINUTES).
+guard=$("$py" -c "import math, sys; print(math.ceil(float(sys.argv[1]) * 60) + 60)" "$left")
+timeout --signal=INT --kill-after=15 "$guard" \
+    "$py" -m ncrepro.sweep "$protocol" --device "$device" --budget-minutes "$left" --no-progress 2>&1 | tee -a "$log"
 rc=${PIPESTATUS[0]}
+[ "$rc" -eq 124 ] && echo "gpu-sweep: the sweep outran its budget by a minute and was interrupted" | tee -a "$log"
 
 # 4. The archive of everything finished, whatever happened above.
 "$py" -m ncrepro.sweep export "$protocol" "$out/results.tar.gz" 2>&1 | tee -a "$log"

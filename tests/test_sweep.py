@@ -176,6 +176,37 @@ def test_budget_estimates_new_kinds_of_run_as_slow_as_finished_runs_were(tmp_pat
     assert report.done == ["resnet18-w0.0625-e2-ce-s0", "resnet18-w0.125-e2-ce-s0"] and not report.skipped
 
 
+def test_budget_does_not_measure_a_new_kind_too_near_the_deadline(tmp_path, monkeypatch):
+    # On a lent H200 a sweep measured a new kind of run with 12 s of its budget left; the
+    # measurement ran past the deadline and the command was stopped before it wrote its archive.
+    tree = make_image_folder(tmp_path / "tree", train_per_class=8, test_per_class=2)
+    proto = write_protocol(tmp_path / "tiny.json", tree, grid={"width": [0.0625, 0.125], "loss": ["ce"]})
+    import ncrepro.train as train_mod
+
+    for seconds_per_measurement, measured_kinds in [(25.0, 1), (10.0, 2)]:
+        clock = {"t": 0.0}
+        monkeypatch.setattr(sweep.time, "monotonic", lambda: clock["t"])
+        monkeypatch.setattr(train_mod.time, "monotonic", lambda: clock["t"])
+        rate = sweep.Throughput(train_images_per_s=1e6, eval_images_per_s=1e9, setup_seconds=0.0, compiled="off")
+
+        def measure(config, splits, seconds=seconds_per_measurement):
+            clock["t"] += seconds
+            return rate
+
+        monkeypatch.setattr(sweep, "measure_throughput", measure)
+        out = tmp_path / f"results-{measured_kinds}"
+        logs = []
+        report = sweep.run_protocol(str(proto), results_dir=out, progress=False, log=logs.append, budget_minutes=1.0)
+        text = "\n".join(logs)
+        assert text.count("measured resnet18") == measured_kinds
+        if measured_kinds == 1:
+            # 35 s left, under twice the 25 s the first measurement took: skipped unmeasured.
+            assert report.done == ["resnet18-w0.0625-e2-ce-s0"] and report.skipped == ["resnet18-w0.125-e2-ce-s0"]
+            assert "0.6 min left is too little to measure resnet18 width 0.125" in text
+        else:
+            assert len(report.done) == 2 and not report.skipped
+
+
 def test_export_and_import(tmp_path, capsys):
     tree = make_image_folder(tmp_path / "tree", train_per_class=8, test_per_class=2)
     proto = write_protocol(tmp_path / "tiny.json", tree, grid={"loss": ["ce", "mse"]})
