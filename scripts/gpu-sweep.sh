@@ -18,6 +18,8 @@
 #      outruns its budget by a minute is interrupted first, so that this step still runs).
 # Give the device call a timeout_s at least 90 s over MINUTES: a call stopped at its limit loses
 # every result of that call (the archive is written last).
+# COMPILE=MODE overrides the protocol's torch.compile mode for the sweep (for example
+# COMPILE=default, should CUDA graphs fail on a machine).
 # $OUT (default ./gpu-out) ends with at most 4 files: results.tar.gz, sweep.log, environment.txt
 # and benchmark.txt. Import the archive here with: python -m ncrepro.sweep import ARCHIVE
 set -uo pipefail
@@ -56,7 +58,7 @@ started=$(date +%s)
     command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1
     echo "cpus: $(nproc)"
 } > "$out/environment.txt"
-"$py" -m ncrepro.sweep "$protocol" --check --device "$device" 2>&1 | tee -a "$log"
+"$py" -m ncrepro.sweep "$protocol" --check --device "$device" ${COMPILE:+--compile "$COMPILE"} 2>&1 | tee -a "$log"
 rc=${PIPESTATUS[0]}
 [ "$rc" -eq 0 ] || { echo "gpu-sweep: the environment check failed (above); nothing was run" | tee -a "$log" >&2; exit "$rc"; }
 
@@ -77,7 +79,8 @@ left=$("$py" -c "import sys; print(max(0.1, float(sys.argv[1]) - (float(sys.argv
 # (give the call a timeout_s at least 90 s over MINUTES).
 guard=$("$py" -c "import math, sys; print(math.ceil(float(sys.argv[1]) * 60) + 60)" "$left")
 timeout --signal=INT --kill-after=15 "$guard" \
-    "$py" -m ncrepro.sweep "$protocol" --device "$device" --budget-minutes "$left" --no-progress 2>&1 | tee -a "$log"
+    "$py" -m ncrepro.sweep "$protocol" --device "$device" --budget-minutes "$left" --no-progress \
+    ${COMPILE:+--compile "$COMPILE"} 2>&1 | tee -a "$log"
 rc=${PIPESTATUS[0]}
 [ "$rc" -eq 124 ] && echo "gpu-sweep: the sweep outran its budget by a minute and was interrupted" | tee -a "$log"
 

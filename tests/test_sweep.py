@@ -290,7 +290,7 @@ def test_gpu_sweep_script_rehearsal(tmp_path):
     data["base"]["data"] = str(tmp_path / "tree.npz")
     proto.write_text(json.dumps(data))
     env = dict(os.environ, OUT=str(tmp_path / "out"), NCREPRO_RESULTS=str(tmp_path / "device-results"),
-               PYTHON=sys.executable)
+               PYTHON=sys.executable, COMPILE="off")
     run = subprocess.run(["bash", "scripts/gpu-sweep.sh", str(proto), "2", "cpu"], cwd=root, env=env,
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr + run.stdout
@@ -307,6 +307,11 @@ def test_gpu_sweep_script_rehearsal(tmp_path):
         bad = subprocess.run(["bash", "scripts/gpu-sweep.sh", *args], cwd=root, env=env, capture_output=True,
                              text=True, timeout=60)
         assert bad.returncode == 2 and message in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    # A bad COMPILE is refused by the environment check, before anything trains.
+    bad = subprocess.run(["bash", "scripts/gpu-sweep.sh", str(proto), "1", "cpu"], cwd=root,
+                         env=dict(env, COMPILE="bogus"), capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "invalid choice: 'bogus'" in bad.stdout
+    assert "nothing was run" in bad.stderr and "starting" not in bad.stdout
     (tmp_path / "tree.npz").unlink()
     missing = subprocess.run(["bash", "scripts/gpu-sweep.sh", str(proto), "1", "cpu"], cwd=root, env=env,
                              capture_output=True, text=True, timeout=120)
