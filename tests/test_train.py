@@ -196,3 +196,25 @@ def test_compiling_on_the_cpu_below_eight_channels_trains_uncompiled_and_says_so
     result = train(tiny_config(tree, epochs=1, compile="default"), out, progress=False, log=lambda m: None)
     assert result["provenance"]["compiled"].startswith("off (not compiled: on the CPU the compiled step crashes")
     assert "narrowest has 4" in capsys.readouterr().err
+
+
+def test_compiled_step_keeps_compiling_past_torchs_recompile_limit(monkeypatch):
+    # Past torch's recompile limit dynamo runs a function eagerly without failing: one process that
+    # trained a fifth kind of network would have trained it uncompiled while its result said compiled.
+    import torch
+    import torch._dynamo.utils as dynamo_utils
+
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+    try:
+        # A new static shape per call stands in for a new kind of network: a recompile each time.
+        for wrapped in (False, True):
+            torch._dynamo.reset()
+            dynamo_utils.counters.clear()
+            compiled = torch.compile(lambda x: x * 2, backend="eager", dynamic=False)
+            step = train_mod._within_recompile_limit(compiled) if wrapped else compiled
+            for n in range(1, 5):
+                assert torch.equal(step(torch.ones(n)), torch.full((n,), 2.0))
+            assert dynamo_utils.counters["stats"]["unique_graphs"] == (4 if wrapped else 1)
+        assert torch._dynamo.config.recompile_limit == 1  # only raised during the call
+    finally:
+        torch._dynamo.reset()
