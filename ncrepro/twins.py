@@ -168,56 +168,77 @@ def compare_twins(reference: list[dict], others: list[dict], setting: str) -> Tw
 def twins_against_seeds(comparison: TwinComparison, reference: list[dict], labels, names,
                         others: list[dict] = ()) -> str:
     """How far apart the twins end, set beside networks of one loss from two seeds in the same
-    settings, of the reference set and of the twins' own set ``others`` (each pair formed within
-    one set, so at one value of the setting): the share of test images on which each pair
-    predicts the same class, and the Procrustes distance between their centred class means
-    (:mod:`ncrepro.comparison`); then, per measure, how many twins fall closer than every pair of
-    seeds, within their range, or further apart than every pair. ``""`` without twins or without
-    two seeds of one loss to set them beside.
+    setting (architecture, width, epochs), of the reference set and of the twins' own set
+    ``others`` (each pair formed within one set, so at one value of the setting): the share of
+    test images on which each pair predicts the same class, and the Procrustes distance between
+    their centred class means (:mod:`ncrepro.comparison`); then, per measure, how many twins fall
+    closer than every pair of seeds of their own setting, within their range, or further apart
+    than every pair. A twin whose setting has no two seeds of one loss is counted apart, never
+    judged by seeds of another setting: a wider network is more accurate, so two wide networks
+    agree more than two narrow ones whatever parts them. ``""`` without twins or without two seeds
+    of one loss in any twin's setting.
 
     Twins start from the same weights and see the same batches, so a setting that only rounds
     differently could leave them closer than two seeds, and then the noise of two seeds, by which
     :func:`compare_twins` judges them, would hide a real effect. This says whether it does: only
-    when every twin is closer than every pair of seeds in both measures does the text say so."""
+    when every judged twin is closer than every pair of seeds in both measures does the text say so."""
     if not comparison.twins:
         return ""
-    settings = {setting_of(t.reference) for t in comparison.twins}
+    settings = list(dict.fromkeys(setting_of(t.reference) for t in comparison.twins))
     # Only the twins' settings can hold their yardstick: no pair is formed elsewhere.
     sets = [(name, [r for r in results if setting_of(r) in settings])
             for name, results in zip(comparison.twins[0].names(names), (reference, others))]
     ref_name, other_name = sets[0][0], sets[1][0]
+    where = {s: f" at {_setting_text(s, settings)}" if len(settings) > 1 else "" for s in settings}
     clauses, readings, all_closer, all_further = [], [], True, True
     for measure in ("agreement", "geometry"):
         fn, larger_is_closer = MEASURES[measure]
         # Pairs within each set: two seeds at one value of the setting, never one of each.
         by_set = [(name, [p for p in network_pairs(results, measure) if p.kind == "seeds"]) for name, results in sets]
-        pairs = [p for _, set_pairs in by_set for p in set_pairs]
-        if not pairs:
+        if not any(set_pairs for _, set_pairs in by_set):
             return ""
-        seeds = [p.value for p in pairs]
-        # Which losses the yardstick comes from: a twin of a loss without two seeds has none of its own.
-        sources = [(name, join_list(labels.get(loss, loss) for loss in dict.fromkeys(p.loss_a for p in set_pairs)))
-                   for name, set_pairs in by_set if set_pairs]
-        only_reference = len(sources) == 1 and sources[0][0] == ref_name
-        losses = sources[0][1] if only_reference else "; ".join(f"{who} in {name}" for name, who in sources)
-        twins = [fn(t.reference, t.other) for t in comparison.twins]
         fmt = (lambda v: f"{100 * v:.1f}%") if larger_is_closer else (lambda v: f"{v:.3f}")
-        spread = fmt(min(seeds)) if len(seeds) == 1 else f"{fmt(min(seeds))} to {fmt(max(seeds))}"
-        values = join_list(fmt(v) for v in twins)
+        seeds_at, yardsticks = {}, []
+        for setting in settings:
+            at = [(name, [p for p in set_pairs if p.setting == setting]) for name, set_pairs in by_set]
+            seeds = [p.value for _, set_pairs in at for p in set_pairs]
+            if not seeds:
+                yardsticks.append(f"no two networks of one loss from different seeds{where[setting]} yet"
+                                  if larger_is_closer else f"none yet{where[setting]}")
+                continue
+            seeds_at[setting] = seeds
+            spread = fmt(min(seeds)) if len(seeds) == 1 else f"{fmt(min(seeds))} to {fmt(max(seeds))}"
+            if not larger_is_closer:
+                yardsticks.append(spread + where[setting])
+                continue
+            # Which losses the yardstick comes from: a twin of a loss without two seeds has none of its own.
+            sources = [(name, join_list(labels.get(loss, loss) for loss in dict.fromkeys(p.loss_a for p in set_pairs)))
+                       for name, set_pairs in at if set_pairs]
+            only_reference = len(sources) == 1 and sources[0][0] == ref_name
+            losses = sources[0][1] if only_reference else "; ".join(f"{who} in {name}" for name, who in sources)
+            yardsticks.append(f"{spread} for two networks of one loss from different seeds{where[setting]} "
+                              f"({count(len(seeds), 'pair')}: {losses})")
+        twins = [(setting_of(t.reference), fn(t.reference, t.other)) for t in comparison.twins]
+        values = join_list(fmt(v) for _, v in twins)
         if measure == "agreement":
-            clauses.append(f"predict the same class on {values} of the test images, against {spread} for two "
-                           f"networks of one loss from different seeds ({count(len(seeds), 'pair')}: {losses})")
+            clauses.append(f"predict the same class on {values} of the test images, against {join_list(yardsticks)}")
         else:
-            clauses.append(f"their centred class means are {values} apart (Procrustes distance), against {spread}")
-        side = {"closer": 0, "within": 0, "further": 0}
-        for v in twins:
+            clauses.append(f"their centred class means are {values} apart (Procrustes distance), against "
+                           f"{join_list(yardsticks)}")
+        side = {"closer": 0, "within": 0, "further": 0, "alone": 0}
+        for setting, v in twins:
+            seeds = seeds_at.get(setting)
+            if seeds is None:
+                side["alone"] += 1
+                continue
             closer = v > max(seeds) if larger_is_closer else v < min(seeds)
             further = v < min(seeds) if larger_is_closer else v > max(seeds)
             side["closer" if closer else "further" if further else "within"] += 1
-        all_closer = all_closer and side["closer"] == len(twins)
-        all_further = all_further and side["further"] == len(twins)
+        judged = len(twins) - side["alone"]
+        all_closer = all_closer and side["closer"] == judged
+        all_further = all_further and side["further"] == judged
         readings.append(f"in {'predictions' if larger_is_closer else 'geometry'}, "
-                        + join_list(f"{n} {_SIDES[where]}" for where, n in side.items() if n))
+                        + join_list(f"{n} {_SIDES[where_]}" for where_, n in side.items() if n))
     if all_closer:
         end = ("The twins stay closer than two seeds, so the noise of two seeds, by which they are judged above, "
                "could hide an effect of the setting smaller than it.")
@@ -232,7 +253,18 @@ def twins_against_seeds(comparison: TwinComparison, reference: list[dict], label
 
 
 _SIDES = {"closer": "closer than every pair of seeds", "within": "within the seeds' range",
-          "further": "further apart than every pair of seeds"}
+          "further": "further apart than every pair of seeds", "alone": "with no two seeds of one loss to set beside"}
+
+
+def _setting_text(setting: tuple, settings: list[tuple]) -> str:
+    """``setting`` (arch, width, epochs) named by what tells it apart from the others in
+    ``settings``: ``"width 1/4"``, or ``"width 1/4, 100 epochs"``, ``"wrn50 at width 1/2"``."""
+    arch, w, epochs = setting
+    parts = [f"width {width(w)}"] if len({s[1] for s in settings}) > 1 else []
+    if len({s[2] for s in settings}) > 1:
+        parts.append(f"{epochs} epochs")
+    text = ", ".join(parts) or f"width {width(w)}"
+    return f"{arch} at {text}" if len({s[0] for s in settings}) > 1 else text
 
 
 def _twin_name(twin: Twin, labels, *, with_width: bool = False) -> str:

@@ -196,3 +196,38 @@ def test_twins_are_set_beside_two_seeds_in_predictions_and_geometry():
     one_seed = [reference[0], reference[2]]
     assert twins_against_seeds(compare_twins(one_seed, close, "precision"), one_seed, labels, names) == ""
     assert twins_against_seeds(compare_twins(reference, [], "precision"), reference, labels, names) == ""
+
+
+def test_a_twin_is_set_beside_seeds_of_its_own_width_only():
+    # A wider network is more accurate, so two of them agree more whatever parts them: a width-1/4
+    # twin (agreeing on 99%) was once counted "closer than every pair of seeds" against the seeds
+    # of width 1/8 (70-80%). Without two seeds at its own width it is counted apart.
+    import numpy as np
+
+    from ncrepro.metrics import simplex_etf
+
+    etf = simplex_etf(4)
+    G = etf @ etf.T
+    truth = [0, 1, 2, 3] * 25
+    bent = lambda t: (G + t * np.diag([1.0, 0.0, 0.0, -1.0])).tolist()  # noqa: E731
+    flip = lambda n: [(c + 1) % 4 if i < n else c for i, c in enumerate(truth)]  # noqa: E731
+    wide = lambda run: {**run, "config": {**run["config"], "width": 0.25}}  # noqa: E731
+    reference = [_with_analysis(_run("ce", 0, 0.775, 0.23), truth, bent(0.0)),
+                 _with_analysis(_run("ce", 1, 0.777, 0.22), flip(20), bent(0.2)),
+                 _with_analysis(_run("mse", 0, 0.774, 0.007), truth, bent(0.0)),
+                 _with_analysis(_run("mse", 1, 0.780, 0.008), flip(30), bent(0.3)),
+                 _with_analysis(wide(_run("mse", 0, 0.80, 0.004)), truth, bent(0.0))]
+    twins = [_with_analysis(_run("ce", 0, 0.780, 0.2, precision="fp32"), flip(25), bent(0.25)),
+             _with_analysis(wide(_run("mse", 0, 0.81, 0.004, precision="fp32")), flip(1), bent(0.01))]
+    names, labels = {"bf16": "bfloat16", "fp32": "float32"}, {"ce": "CE", "mse": "MSE"}
+    text = twins_against_seeds(compare_twins(reference, twins, "precision"), reference, labels, names)
+    assert ("networks of CE at width 1/8 with seed 0 and MSE at width 1/4 with seed 0 predict the same class on "
+            "75.0% and 99.0% of the test images, against 70.0% to 80.0% for two networks of one loss from "
+            "different seeds at width 1/8 (2 pairs: CE and MSE) and no two networks of one loss from different "
+            "seeds at width 1/4 yet; ") in text
+    assert "against 0.043 to 0.064 at width 1/8 and none yet at width 1/4." in text
+    assert ("Of the 2 twins: in predictions, 1 within the seeds' range and 1 with no two seeds of one loss to set "
+            "beside; in geometry, 1 within the seeds' range and 1 with no two seeds of one loss to set beside.") in text
+    # With no seeds at either twin's width there is nothing to set them beside.
+    assert twins_against_seeds(compare_twins(reference[4:], twins[1:], "precision"), reference[4:], labels,
+                               names) == ""
