@@ -189,7 +189,8 @@ def twins_against_seeds(comparison: TwinComparison, reference: list[dict], label
     sets = [(name, [r for r in results if setting_of(r) in settings])
             for name, results in zip(comparison.twins[0].names(names), (reference, others))]
     ref_name, other_name = sets[0][0], sets[1][0]
-    where = {s: f" at {_setting_text(s, settings)}" if len(settings) > 1 else "" for s in settings}
+    # How a yardstick names its setting: only where the twins span several.
+    at_setting = {s: f" at {_setting_text(s, settings)}" if len(settings) > 1 else "" for s in settings}
     clauses, readings, all_closer, all_further = [], [], True, True
     for measure in ("agreement", "geometry"):
         fn, larger_is_closer = MEASURES[measure]
@@ -203,20 +204,20 @@ def twins_against_seeds(comparison: TwinComparison, reference: list[dict], label
             at = [(name, [p for p in set_pairs if p.setting == setting]) for name, set_pairs in by_set]
             seeds = [p.value for _, set_pairs in at for p in set_pairs]
             if not seeds:
-                yardsticks.append(f"no two networks of one loss from different seeds{where[setting]} yet"
-                                  if larger_is_closer else f"none yet{where[setting]}")
+                yardsticks.append(f"no two networks of one loss from different seeds{at_setting[setting]} yet"
+                                  if larger_is_closer else f"none yet{at_setting[setting]}")
                 continue
             seeds_at[setting] = seeds
             spread = fmt(min(seeds)) if len(seeds) == 1 else f"{fmt(min(seeds))} to {fmt(max(seeds))}"
             if not larger_is_closer:
-                yardsticks.append(spread + where[setting])
+                yardsticks.append(spread + at_setting[setting])
                 continue
             # Which losses the yardstick comes from: a twin of a loss without two seeds has none of its own.
             sources = [(name, join_list(labels.get(loss, loss) for loss in dict.fromkeys(p.loss_a for p in set_pairs)))
                        for name, set_pairs in at if set_pairs]
             only_reference = len(sources) == 1 and sources[0][0] == ref_name
             losses = sources[0][1] if only_reference else "; ".join(f"{who} in {name}" for name, who in sources)
-            yardsticks.append(f"{spread} for two networks of one loss from different seeds{where[setting]} "
+            yardsticks.append(f"{spread} for two networks of one loss from different seeds{at_setting[setting]} "
                               f"({count(len(seeds), 'pair')}: {losses})")
         twins = [(setting_of(t.reference), fn(t.reference, t.other)) for t in comparison.twins]
         values = join_list(fmt(v) for _, v in twins)
@@ -238,7 +239,7 @@ def twins_against_seeds(comparison: TwinComparison, reference: list[dict], label
         all_closer = all_closer and side["closer"] == judged
         all_further = all_further and side["further"] == judged
         readings.append(f"in {'predictions' if larger_is_closer else 'geometry'}, "
-                        + join_list(f"{n} {_SIDES[where_]}" for where_, n in side.items() if n))
+                        + join_list(f"{n} {_SIDES[where]}" for where, n in side.items() if n))
     if all_closer:
         end = ("The twins stay closer than two seeds, so the noise of two seeds, by which they are judged above, "
                "could hide an effect of the setting smaller than it.")
