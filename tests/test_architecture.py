@@ -77,36 +77,34 @@ def test_no_module_reaches_into_another_modules_private_names():
                         f"{file.name} reaches into {node.module}, a private module of the losses package"
 
 
-def test_chapters_define_no_functions():
+def _chapter_code_cells():
+    """``(notebook file name, cell index, parsed source)`` of every code cell of every chapter."""
     for nb_path in sorted((ROOT / "book").glob("*.ipynb")):
-        nb = json.loads(nb_path.read_text())
-        for i, cell in enumerate(nb["cells"]):
-            if cell["cell_type"] != "code":
-                continue
-            tree = ast.parse("".join(cell["source"]))
-            defs = [n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
-            assert not defs, f"{nb_path.name}, cell {i}: defines {defs}; move it into the package"
+        for i, cell in enumerate(json.loads(nb_path.read_text())["cells"]):
+            if cell["cell_type"] == "code":
+                yield nb_path.name, i, ast.parse("".join(cell["source"]))
+
+
+def test_chapters_define_no_functions():
+    for name, i, tree in _chapter_code_cells():
+        defs = [n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+        assert not defs, f"{name}, cell {i}: defines {defs}; move it into the package"
 
 
 def test_every_table_a_chapter_builds_is_shown():
     """IPython shows only a cell's last top-level expression: an ``html_table(...)`` anywhere else
     (inside an ``if``, or followed by more code) is built and silently dropped unless it is
     passed to ``display``."""
-    for nb_path in sorted((ROOT / "book").glob("*.ipynb")):
-        nb = json.loads(nb_path.read_text())
-        for i, cell in enumerate(nb["cells"]):
-            if cell["cell_type"] != "code":
-                continue
-            tree = ast.parse("".join(cell["source"]))
-            last = tree.body[-1] if tree.body else None
-            shown = {id(last.value)} if isinstance(last, ast.Expr) else set()
-            for node in ast.walk(tree):
-                if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "display":
-                    shown.update(id(a) for a in node.args)
-            for node in ast.walk(tree):
-                if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "html_table":
-                    assert id(node) in shown, (f"{nb_path.name}, cell {i}: an html_table that is neither the "
-                                               f"cell's last expression nor passed to display() is never shown")
+    for name, i, tree in _chapter_code_cells():
+        last = tree.body[-1] if tree.body else None
+        shown = {id(last.value)} if isinstance(last, ast.Expr) else set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "display":
+                shown.update(id(a) for a in node.args)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "html_table":
+                assert id(node) in shown, (f"{name}, cell {i}: an html_table that is neither the "
+                                           f"cell's last expression nor passed to display() is never shown")
 
 
 def test_every_chapter_cell_has_a_unique_id():
