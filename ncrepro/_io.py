@@ -138,21 +138,52 @@ def device_description(device: torch.device) -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
+# The widest arithmetic a CPU offers the training kernels, widest first: one model name ("AMD
+# EPYC") covers machines with and without AVX512-BF16, which compute and round differently.
+_CPU_INSTRUCTION_SETS = (("amx_bf16", "AMX-BF16"), ("avx512_bf16", "AVX512-BF16"), ("avx512f", "AVX512"),
+                         ("avx2", "AVX2"))
+
+
+def cpu_instruction_set(cpuinfo: str) -> str | None:
+    """The widest of AMX-BF16, AVX512-BF16, AVX512 and AVX2 in the ``flags`` line of a
+    ``/proc/cpuinfo`` text, ``"none of AVX2, AVX512, AMX"`` when it has none of them, and None
+    when the text has no flags line.
+
+    >>> cpu_instruction_set("flags\t: fpu sse2 avx2 avx512f avx512_bf16")
+    'AVX512-BF16'
+    >>> cpu_instruction_set("flags\t: fpu sse2 avx2")
+    'AVX2'
+    >>> cpu_instruction_set("flags\t: fpu sse2"), cpu_instruction_set("processor\t: 0")
+    ('none of AVX2, AVX512, AMX', None)
+    """
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            return next((label for flag, label in _CPU_INSTRUCTION_SETS if flag in flags),
+                        "none of AVX2, AVX512, AMX")
+    return None
+
+
 def machine_description(device: torch.device) -> dict:
-    """Which machine computes: host name, processor (or GPU) model, threads, torch version."""
+    """Which machine computes: host name, processor (or GPU) model, threads, torch version, and
+    for a CPU its widest instruction set (:func:`cpu_instruction_set`; absent where unknown)."""
     import platform
     import socket
 
     if device.type == "cuda":
-        model = torch.cuda.get_device_name(device)
-    else:
-        model = platform.processor() or platform.machine()
-        try:
-            for line in Path("/proc/cpuinfo").read_text().splitlines():
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-        except OSError:
-            pass
+        return {"host": socket.gethostname(), "device": device_description(device),
+                "model": torch.cuda.get_device_name(device), "threads": torch.get_num_threads(),
+                "torch": str(torch.__version__)}
+    model = platform.processor() or platform.machine()
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        cpuinfo = ""
+    for line in cpuinfo.splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    isa = cpu_instruction_set(cpuinfo)
     return {"host": socket.gethostname(), "device": device_description(device), "model": model,
+            **({"instruction_set": isa} if isa else {}),
             "threads": torch.get_num_threads(), "torch": str(torch.__version__)}

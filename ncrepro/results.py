@@ -126,7 +126,8 @@ def result_set_summary(proto: dict, results: list[dict]) -> dict:
     """The scale of a protocol's finished results, for stating next to every number from them:
     runs done of the grid, training/validation/test images, augmentation, loss scale,
     architectures, widths, epoch budgets, seeds, devices, the processor or GPU models that trained
-    them (from each run's record of its machines; runs from before that record add none), dataset
+    them, each CPU with its widest instruction set where recorded ("AMD EPYC (AVX512-BF16)"; from
+    each run's record of its machines; runs from before that record add none), dataset
     note, hours of training (by :func:`training_seconds`, paused time left out) and wall hours as
     recorded."""
     configs = [r["config"] for r in results]
@@ -151,7 +152,8 @@ def result_set_summary(proto: dict, results: list[dict]) -> dict:
         "seeds": values("seed"),
         "losses": [name for name in LOSSES if name in values("loss")],
         "devices": sorted({p["device"] for p in provs}),
-        "machines": sorted({m["model"] for p in provs for m in p.get("machines") or [] if m.get("model")}),
+        "machines": sorted({m["model"] + (f" ({m['instruction_set']})" if m.get("instruction_set") else "")
+                            for p in provs for m in p.get("machines") or [] if m.get("model")}),
         "lossy_jpeg": any(d.get("lossy_jpeg") for d in datasets),
         "training_hours": sum(training_seconds(r) for r in results) / 3600.0,
         "wall_hours": sum(p.get("wall_seconds", 0.0) for p in provs) / 3600.0,

@@ -172,13 +172,16 @@ def test_result_set_summary_states_the_scale_and_the_machines():
         r["epochs"] = [{"epoch": 1, "seconds": 1800.0}, {"epoch": 2, "seconds": 1800.0}]
         return r
 
+    # One model name, two instruction sets: told apart where the record has them.
     results = [result(0, [{"model": "Intel Xeon"}, {"model": "AMD EPYC"}]), result(1, [{"model": "AMD EPYC"}]),
-               result(2, None)]
-    s = result_set_summary({"name": "p", "_runs": [None] * 4}, results)
-    assert s["machines"] == ["AMD EPYC", "Intel Xeon"] and s["devices"] == ["cpu (2 threads)"]
-    assert (s["runs"], s["grid_runs"], s["seeds"]) == (3, 4, [0, 1, 2])
+               result(2, None), result(3, [{"model": "AMD EPYC", "instruction_set": "AVX512-BF16"}])]
+    s = result_set_summary({"name": "p", "_runs": [None] * 5}, results)
+    assert s["machines"] == ["AMD EPYC", "AMD EPYC (AVX512-BF16)", "Intel Xeon"]
+    assert s["devices"] == ["cpu (2 threads)"]
+    assert (s["runs"], s["grid_runs"], s["seeds"]) == (4, 5, [0, 1, 2, 3])
     assert s["train_images"] == [45_000] and s["lossy_jpeg"]
-    assert s["commits"] == ["0000000000", "1111111111", "2222222222"] and s["wall_hours"] == pytest.approx(3.0)
+    assert s["commits"] == ["0000000000", "1111111111", "2222222222", "3333333333"]
+    assert s["wall_hours"] == pytest.approx(4.0)
 
 
 def test_setting_of_is_the_key_results_are_grouped_by():

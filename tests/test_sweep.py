@@ -359,4 +359,8 @@ def test_committed_checkpoint_resumes_in_a_fresh_clone(tmp_path):
     assert strip(result["epochs"]) == strip(reference["epochs"])
     machines = result["provenance"]["machines"]
     assert [(m["first_epoch"], m["last_epoch"]) for m in machines] == [(1, 1), (2, 3)]
+    # Each session names its CPU's instruction set, where the CPU lists its flags (Linux).
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists() and "flags" in cpuinfo.read_text():
+        assert all(m["instruction_set"] for m in machines)
     assert not (there / "data" / "results" / "moving" / "in-progress" / f"{name}.ckpt.pt").exists()
