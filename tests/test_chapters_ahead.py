@@ -40,14 +40,16 @@ def _made_up(template: dict, config) -> dict:
 
 
 def _states():
-    """The next pending run in priority order, and the first pending run of a seed no finished
-    run has: each added to the committed results."""
+    """The next pending run in priority order, the first pending run of a seed no finished run
+    has, and every pending run: each added to the committed results."""
     proto = load_protocol(PROTOCOL)
     done = {r["run"]: r for r in load_results(proto)}
     pending = [(name, c) for name, c in ordered_runs(proto) if name not in done]
     seeds = {r["config"]["seed"] for r in done.values()}
     picks = {"next run": pending[:1],
-             "a new seed": [(n, c) for n, c in pending if c.seed not in seeds][:1]}
+             "a new seed": [(n, c) for n, c in pending if c.seed not in seeds][:1],
+             # The state the chapters end in: what their text says of a finished set.
+             "the whole grid": pending if len(pending) > 1 else []}
     return proto, done, {k: v for k, v in picks.items() if v}
 
 
@@ -78,3 +80,11 @@ def test_the_chapters_execute_on_the_next_states_of_the_set(tmp_path, monkeypatc
             assert f"At width {w}," in equivalence["eq_spreads"], (state, w)
             assert f"{x['spread']:.2f} ± {x['se']:.2f} points with the networks' own" in equivalence["eq_spreads"], (
                 state, w, real["tpt_evidence"]["spreads"], equivalence["eq_spreads"])
+        if state == "the whole grid":
+            # A finished set is read as finished: every run counted, and the comparisons judged on
+            # every seed the protocol has at the width with seeds.
+            runs = len(proto["_runs"])
+            assert real["tpt_done"].startswith(f"{runs} of {runs} runs"), real["tpt_done"]
+            seeds = len({c.seed for _, c in proto["_runs"]})
+            for key in ("eq_geometry_verdict", "eq_agreement_verdict"):
+                assert f"over {seeds} seeds with every loss" in equivalence[key], equivalence[key]
