@@ -171,19 +171,15 @@ def machine_description(device: torch.device) -> dict:
     import socket
 
     if device.type == "cuda":
-        return {"host": socket.gethostname(), "device": device_description(device),
-                "model": torch.cuda.get_device_name(device), "threads": torch.get_num_threads(),
-                "torch": str(torch.__version__)}
-    model = platform.processor() or platform.machine()
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        cpuinfo = ""
-    for line in cpuinfo.splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    isa = cpu_instruction_set(cpuinfo)
+        model, isa = torch.cuda.get_device_name(device), None
+    else:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+        model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
+                      if line.startswith("model name")), platform.processor() or platform.machine())
+        isa = cpu_instruction_set(cpuinfo)
     return {"host": socket.gethostname(), "device": device_description(device), "model": model,
             **({"instruction_set": isa} if isa else {}),
             "threads": torch.get_num_threads(), "torch": str(torch.__version__)}
