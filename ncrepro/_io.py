@@ -164,6 +164,23 @@ def cpu_instruction_set(cpuinfo: str) -> str | None:
     return None
 
 
+def read_cpuinfo() -> str:
+    """This machine's ``/proc/cpuinfo`` text, empty where there is none (not Linux)."""
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
+def has_native_bf16(instruction_set: str | None) -> bool:
+    """Whether a CPU with this :func:`cpu_instruction_set` computes bfloat16 natively.
+
+    >>> has_native_bf16("AVX512-BF16"), has_native_bf16("AVX512"), has_native_bf16(None)
+    (True, False, False)
+    """
+    return instruction_set in ("AMX-BF16", "AVX512-BF16")
+
+
 def machine_description(device: torch.device) -> dict:
     """Which machine computes: host name, processor (or GPU) model, threads, torch version, and
     for a CPU its widest instruction set (:func:`cpu_instruction_set`; absent where unknown)."""
@@ -173,10 +190,7 @@ def machine_description(device: torch.device) -> dict:
     if device.type == "cuda":
         model, isa = torch.cuda.get_device_name(device), None
     else:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            cpuinfo = ""
+        cpuinfo = read_cpuinfo()
         model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
                       if line.startswith("model name")), platform.processor() or platform.machine())
         isa = cpu_instruction_set(cpuinfo)

@@ -292,11 +292,8 @@ def cpu_has_native_bf16() -> bool:
     checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
     if any(check is not None for check in checks):
         return any(check() for check in checks if check is not None)
-    try:  # an older torch without the checks: read the CPU's flags
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
+    # An older torch without the checks: read the CPU's flags.
+    return _io.has_native_bf16(_io.cpu_instruction_set(_io.read_cpuinfo()))
 
 
 def training_precision(config: TrainConfig, device: torch.device | None = None) -> str:

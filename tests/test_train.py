@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from _tiny_data import make_image_folder
 
 from ncrepro import train as train_mod
@@ -218,3 +219,19 @@ def test_compiled_step_keeps_compiling_past_torchs_recompile_limit(monkeypatch):
         assert torch._dynamo.config.recompile_limit == 1  # only raised during the call
     finally:
         torch._dynamo.reset()
+
+
+@pytest.mark.parametrize(("flags", "native"), [("avx2 avx512f avx512_bf16", True), ("avx2 amx_bf16", True),
+                                               ("avx2 avx512f", False)])
+def test_without_torchs_bf16_checks_the_cpu_flags_decide(monkeypatch, flags, native):
+    # An older torch lacks torch.cpu's checks; then the CPU's own flags say whether bf16 is native.
+    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.delattr(torch.cpu, name, raising=False)
+    monkeypatch.setattr(train_mod._io, "read_cpuinfo", lambda: f"processor\t: 0\nflags\t\t: fpu sse2 {flags}\n")
+    assert train_mod.cpu_has_native_bf16() is native
+    config = TrainConfig(precision="bf16", device="cpu")
+    if not native:
+        with pytest.raises(ValueError, match="no native bfloat16"):
+            train_mod.training_precision(config)
+    else:
+        assert train_mod.training_precision(config) == "bf16"
