@@ -21,7 +21,9 @@ from ncrepro.report import read_glued
 from ncrepro.results import load_results
 
 ROOT = Path(__file__).resolve().parents[1]
-PROTOCOL = "cifar10-tpt"
+# The sets still growing that the chapters read: the terminal-phase set (bfloat16) and the
+# float32 set at width 1/4, whose seeds add a second judged width to the equivalence control.
+PROTOCOLS = ("cifar10-tpt", "cifar10-tpt-fp32-wide")
 CHAPTERS = ("real-networks", "equivalence")
 
 
@@ -39,10 +41,20 @@ def _made_up(template: dict, config) -> dict:
     return result
 
 
-def _states():
+def _template(config, done: dict) -> dict:
+    """A committed result to make ``config``'s up from: of the same loss, from this set where it
+    has one, else from the terminal-phase set, at the same width where there is one."""
+    for results in (list(done.values()), load_results("cifar10-tpt")):
+        same_loss = [r for r in results if r["config"]["loss"] == config.loss]
+        if same_loss:
+            return next((r for r in same_loss if r["config"]["width"] == config.width), same_loss[0])
+    raise AssertionError(f"no committed result of loss {config.loss} to make a run from")
+
+
+def _states(protocol: str):
     """The next pending run in priority order, the first pending run of a seed no finished run
     has, and every pending run: each added to the committed results."""
-    proto = load_protocol(PROTOCOL)
+    proto = load_protocol(protocol)
     done = {r["run"]: r for r in load_results(proto)}
     pending = [(name, c) for name, c in ordered_runs(proto) if name not in done]
     seeds = {r["config"]["seed"] for r in done.values()}
@@ -53,8 +65,9 @@ def _states():
     return proto, done, {k: v for k, v in picks.items() if v}
 
 
-def test_the_chapters_execute_on_the_next_states_of_the_set(tmp_path, monkeypatch):
-    proto, done, states = _states()
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_the_chapters_execute_on_the_next_states_of_the_set(protocol, tmp_path, monkeypatch):
+    proto, done, states = _states(protocol)
     if not done or not states:
         pytest.skip("no finished run to make others from, or nothing left to run")
     for state, picks in states.items():
@@ -63,8 +76,7 @@ def test_the_chapters_execute_on_the_next_states_of_the_set(tmp_path, monkeypatc
         shutil.copytree(ROOT / "data" / "results", results, ignore=shutil.ignore_patterns("in-progress", "*.lock"))
         folder = results / proto["name"]
         for name, config in picks:
-            template = next(r for r in done.values() if r["config"]["loss"] == config.loss)
-            (folder / f"{name}.json").write_text(json.dumps(_made_up(template, config)))
+            (folder / f"{name}.json").write_text(json.dumps(_made_up(_template(config, done), config)))
         monkeypatch.setenv("NCREPRO_RESULTS", str(results))
         monkeypatch.setenv("NCREPRO_STATIC", "1")
         assert len(load_results(proto, results_dir=results / proto["name"])) == len(done) + len(picks)
@@ -80,7 +92,16 @@ def test_the_chapters_execute_on_the_next_states_of_the_set(tmp_path, monkeypatc
             assert f"At width {w}," in equivalence["eq_spreads"], (state, w)
             assert f"{x['spread']:.2f} ± {x['se']:.2f} points with the networks' own" in equivalence["eq_spreads"], (
                 state, w, real["tpt_evidence"]["spreads"], equivalence["eq_spreads"])
-        if state == "the whole grid":
+        if state == "the whole grid" and protocol == "cifar10-tpt-fp32-wide":
+            # With seeds at width 1/4 too, the control is judged at both widths, and the scorecard
+            # reads the wider, where every loss fits the training set.
+            runs = len(proto["_runs"])
+            assert real["wide_done"].startswith(f"{runs} of {runs} runs"), real["wide_done"]
+            assert "At width 1/8: " in equivalence["eq_control_reading"], equivalence["eq_control_reading"]
+            assert "At width 1/4: " in equivalence["eq_control_reading"], equivalence["eq_control_reading"]
+            assert "at width 1/4, the widest where they are judged" in equivalence["eq_control_use"]
+            assert equivalence["eq_control_evidence"]["networks"].startswith("ResNet18 at width 1/4 (3 seeds)")
+        if state == "the whole grid" and protocol == "cifar10-tpt":
             # A finished set is read as finished: every run counted, and the comparisons judged on
             # every seed the protocol has at the width with seeds.
             runs = len(proto["_runs"])
