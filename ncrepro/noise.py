@@ -48,6 +48,7 @@ __all__ = [
     "spread",
     "ordering",
     "ordering_text",
+    "chance_trends",
 ]
 
 TREND_LEVEL = 0.95
@@ -381,6 +382,31 @@ class Difference(_Judged):
         if not self.is_trend(level):
             return "within noise"
         return up if self.delta > 0 else down
+
+
+def chance_trends(tests: int, trends: int, level: float = TREND_LEVEL) -> tuple[float, float]:
+    """What chance alone gives when the rule judges ``tests`` independent differences of which
+    none is real: the expected number called trends, ``tests * (1 - level)``, and the probability
+    that at least ``trends`` of them are (the binomial tail). One trend among many tests is a
+    finding only where that probability is small.
+
+    >>> expected, p = chance_trends(13, 1)
+    >>> round(expected, 2), round(p, 2)
+    (0.65, 0.49)
+    >>> chance_trends(13, 0)
+    (0.65, 1.0)
+
+    Raises:
+        ValueError: ``tests`` below 1, ``trends`` outside ``0..tests``, or ``level`` outside (0, 1).
+    """
+    from scipy.stats import binom  # imported here, as in critical_value
+
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie strictly between 0 and 1, got {level}")
+    if tests < 1 or not 0 <= trends <= tests:
+        raise ValueError(f"need 1 or more tests and 0 to {tests} trends, got {tests} tests and {trends} trends")
+    alpha = 1.0 - level
+    return round(tests * alpha, 12), float(binom.sf(trends - 1, tests, alpha))
 
 
 def difference(before, after) -> Difference:

@@ -17,7 +17,16 @@ import math
 from dataclasses import dataclass
 
 from .comparison import MEASURES, network_pairs
-from .noise import NOISE_NOT_MEASURED, Difference, accuracy_estimate, difference, log_estimate, mean_difference
+from .noise import (
+    NOISE_NOT_MEASURED,
+    TREND_LEVEL,
+    Difference,
+    accuracy_estimate,
+    chance_trends,
+    difference,
+    log_estimate,
+    mean_difference,
+)
 from .prose import count, join_list, signed, value_range, width
 from .results import accuracy_grid, final_value, metric_seed_noise, setting_of, terminal_phase_onset
 from .train import EXECUTION_SETTINGS, stored_settings
@@ -282,7 +291,8 @@ def _twin_names(twins: list[Twin], labels) -> list[str]:
 
 def _range_text(diffs: dict[str, Difference], fmt: str, *, scale: float = 1.0, unit: str = "") -> str:
     """The range of several twin differences (by twin name) and the rule's reading of them: every
-    one within the noise (with the range of what a trend would need), or which are beyond it."""
+    one within the noise (with the range of what a trend would need), or which are beyond it and
+    how many chance alone would put beyond it (:func:`ncrepro.noise.chance_trends`)."""
     low, high = (signed(scale * f(d.delta for d in diffs.values()), fmt) for f in (min, max))
     values = f"from {low} to {high}{unit}"
     if not all(d.measured for d in diffs.values()):
@@ -291,8 +301,15 @@ def _range_text(diffs: dict[str, Difference], fmt: str, *, scale: float = 1.0, u
     needs = f"a trend needs more than {value_range((scale * d.threshold() for d in diffs.values()), fmt)}{unit}"
     if not beyond:
         return f"{values}: each within the noise of two seeds ({needs})"
-    return (f"{values}: further apart than two seeds for {join_list(beyond)}, within it for the other "
+    text = (f"{values}: further apart than two seeds for {join_list(beyond)}, within it for the other "
             f"{count(len(diffs) - len(beyond), 'twin')} ({needs})")
+    if len(diffs) > 1:
+        # Several twins judged at once: the rule's false alarms add up, so say how many to expect.
+        expected, p = chance_trends(len(diffs), len(beyond))
+        text += (f"; were chance all that set twins apart, the rule (at its {100 * (1 - TREND_LEVEL):.0f}% level) "
+                 f"would find {expected:.2f} of {len(diffs)} twins further apart than two seeds on average, "
+                 f"and at least {len(beyond)} in {100 * p:.0f}% of cases (twins taken as independent)")
+    return text
 
 
 def _fit_text(result: dict) -> str:

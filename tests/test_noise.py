@@ -11,6 +11,7 @@ from ncrepro.noise import (
     SeedNoise,
     Spread,
     accuracy_estimate,
+    chance_trends,
     critical_value,
     difference,
     log_estimate,
@@ -278,3 +279,19 @@ def test_an_ordering_judged_step_by_step_keeps_false_steps_under_the_level():
     trials = 2000
     false_steps = sum(any(d.is_trend() for _, _, d in ordering(e)) for e in _null_sets(4, 3, trials, 5))
     assert 0.01 < false_steps / trials < 0.05  # 2.6% with these draws
+
+
+@pytest.mark.parametrize(("tests", "trends"), [(1, 1), (13, 1), (13, 2), (5, 5), (4, 0)])
+def test_chance_trends_is_the_binomial_count_of_false_alarms(tests, trends):
+    expected, p = chance_trends(tests, trends)
+    assert expected == pytest.approx(0.05 * tests)
+    # P(at least k of n) by summing the binomial probabilities, closed form.
+    closed = sum(math.comb(tests, k) * 0.05 ** k * 0.95 ** (tests - k) for k in range(trends, tests + 1))
+    assert p == pytest.approx(closed, rel=1e-12)
+    assert chance_trends(tests, trends, level=0.99)[1] < p or trends == 0
+
+
+@pytest.mark.parametrize(("tests", "trends", "level"), [(0, 0, 0.95), (3, 4, 0.95), (3, -1, 0.95), (3, 1, 1.0)])
+def test_chance_trends_refuses_impossible_counts(tests, trends, level):
+    with pytest.raises(ValueError):
+        chance_trends(tests, trends, level)

@@ -121,6 +121,9 @@ def test_a_summary_names_the_twins_beyond_the_noise_and_those_that_fit_apart():
                            "2). ")
     assert "in log₁₀ NC1, from −1.061 to +0.000: further apart than two seeds for CE with seed 0, −1.061 ± " in text
     assert ", within it for the other 1 twin (a trend needs more than " in text
+    # Two twins judged at once: chance alone puts 0.10 beyond the rule, at least one in 1 - 0.95² of cases.
+    assert ("; were chance all that set twins apart, the rule (at its 5% level) would find 0.10 of 2 twins further "
+            "apart than two seeds on average, and at least 1 in 10% of cases (twins taken as independent)") in text
     unjudged = compare_twins([REFERENCE[0], REFERENCE[2]], twins, "precision").text({}, names)
     assert "from +0.20 to +0.50 points (noise not measured)" in unjudged
 
