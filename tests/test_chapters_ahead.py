@@ -9,6 +9,7 @@ are executed on them, so such a state fails in CI before a real result brings it
 """
 
 import copy
+import functools
 import json
 import shutil
 from pathlib import Path
@@ -41,10 +42,17 @@ def _made_up(template: dict, config) -> dict:
     return result
 
 
+@functools.cache
+def _terminal_phase_results() -> tuple[dict, ...]:
+    """The terminal-phase set's committed results, read once for every made-up run (each
+    template is deep-copied before it is changed)."""
+    return tuple(load_results("cifar10-tpt"))
+
+
 def _template(config, done: dict) -> dict:
     """A committed result to make ``config``'s up from: of the same loss, from this set where it
     has one, else from the terminal-phase set, at the same width where there is one."""
-    for results in (list(done.values()), load_results("cifar10-tpt")):
+    for results in (list(done.values()), _terminal_phase_results()):
         same_loss = [r for r in results if r["config"]["loss"] == config.loss]
         if same_loss:
             return next((r for r in same_loss if r["config"]["width"] == config.width), same_loss[0])
